@@ -1,0 +1,4 @@
+//! CRD types, label and annotation constants. No I/O.
+
+pub mod consts;
+pub mod rollout;

@@ -1,0 +1,9 @@
+//! Sluice: a progressive-delivery controller for Kubernetes, drop-in compatible with Argo Rollouts.
+//!
+//! Layers depend downward only: `cli` and `controller` → `rollout` → `api`.
+
+pub mod api;
+pub mod cli;
+pub mod controller;
+pub mod rollout;
+pub mod time;

@@ -1,0 +1,3 @@
+//! The pure planning core: no kube client, no async, no clock reads.
+
+pub mod replicas;
