@@ -1,4 +1,5 @@
 //! CRD types, label and annotation constants. No I/O.
 
 pub mod consts;
+pub mod crd;
 pub mod rollout;

@@ -1,3 +1,16 @@
 //! The pure planning core: no kube client, no async, no clock reads.
 
+pub mod hash;
+pub mod observed;
+pub mod plan;
 pub mod replicas;
+pub mod status;
+pub mod validation;
+
+pub use observed::Observed;
+pub use plan::{Plan, plan};
+
+#[cfg(test)]
+pub mod sim;
+#[cfg(test)]
+mod tests;

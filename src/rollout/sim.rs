@@ -1,0 +1,248 @@
+//! A deterministic in-memory cluster for planner tests: it applies a `Plan` the way the API
+//! server and the ReplicaSet controller would (pods appear and become available as configured)
+//! so whole rollouts can be walked step by step without I/O.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::consts::ANNOTATION_REVISION;
+use crate::api::rollout::{Rollout, RolloutStatus};
+use crate::rollout::Observed;
+use crate::rollout::observed::RsExt;
+use crate::rollout::plan::{Plan, PlannedEvent, plan};
+
+/// The seed manifest the project grew from.
+pub const SEED: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: frontend
+  namespace: default
+  uid: 11111111-2222-3333-4444-555555555555
+  generation: 1
+spec:
+  replicas: 5
+  strategy:
+    canary:
+      steps:
+      - setWeight: 20
+      - pause: {duration: 10m}
+      - setWeight: 40
+      - pause: {duration: 10m}
+      - setWeight: 60
+      - pause: {duration: 10m}
+      - setWeight: 80
+      - pause: {duration: 10m}
+  revisionHistoryLimit: 2
+  selector:
+    matchLabels:
+      app: frontend
+  template:
+    metadata:
+      labels:
+        app: frontend
+    spec:
+      containers:
+      - name: frontend
+        image: frontend:v1
+"#;
+
+/// How pods behave in the simulation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pods {
+    /// Every pod is available as soon as it exists.
+    Instant,
+    /// Pods of ReplicaSets whose template image ends with `:never-ready` never become available.
+    NeverReadyTag,
+}
+
+pub struct Sim {
+    pub ro: Rollout,
+    pub rss: Vec<ReplicaSet>,
+    pub now: Timestamp,
+    pub events: Vec<PlannedEvent>,
+    pub pods: Pods,
+    pub last: Plan,
+    pub writes: usize,
+    serial: i64,
+}
+
+impl Sim {
+    pub fn new(yaml: &str) -> Sim {
+        let ro: Rollout = serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("bad yaml: {e}"));
+        Sim {
+            ro,
+            rss: Vec::new(),
+            now: Timestamp::from_second(1_800_000_000).unwrap_or(Timestamp::UNIX_EPOCH),
+            events: Vec::new(),
+            pods: Pods::Instant,
+            last: Plan::default(),
+            writes: 0,
+            serial: 0,
+        }
+    }
+
+    pub fn seed() -> Sim {
+        Sim::new(SEED)
+    }
+
+    pub fn status(&self) -> RolloutStatus {
+        self.ro.status.clone().unwrap_or_default()
+    }
+
+    pub fn advance(&mut self, secs: i64) {
+        self.now = crate::time::add_seconds(self.now, secs);
+    }
+
+    /// Plan at `now` and apply the plan; pods then settle.
+    pub fn reconcile(&mut self) -> Plan {
+        let p = plan(
+            &Observed {
+                rollout: &self.ro,
+                replica_sets: &self.rss,
+            },
+            self.now,
+        );
+        self.apply(&p);
+        self.last = p.clone();
+        p
+    }
+
+    /// Reconcile until nothing changes (or `max` rounds).
+    pub fn settle(&mut self, max: usize) -> usize {
+        for i in 0..max {
+            let p = self.reconcile();
+            if p.is_noop() {
+                return i;
+            }
+        }
+        max
+    }
+
+    fn apply(&mut self, p: &Plan) {
+        if let Some(rs) = &p.create {
+            self.serial += 1;
+            let mut rs = rs.clone();
+            rs.metadata.creation_timestamp =
+                Some(Time(crate::time::add_seconds(self.now, self.serial)));
+            rs.metadata.generation = Some(1);
+            rs.status = Some(ReplicaSetStatus {
+                observed_generation: Some(1),
+                ..Default::default()
+            });
+            self.rss.push(rs);
+            self.writes += 1;
+        }
+        for u in &p.updates {
+            if let Some(rs) = self.rss.iter_mut().find(|r| r.name() == u.name) {
+                let ann = rs.metadata.annotations.get_or_insert_with(BTreeMap::new);
+                ann.extend(u.annotations.clone());
+                if let (Some(n), Some(spec)) = (u.replicas, rs.spec.as_mut()) {
+                    spec.replicas = Some(n);
+                }
+                self.writes += 1;
+            }
+        }
+        self.rss
+            .retain(|rs| !p.deletes.iter().any(|d| d == rs.name()));
+        self.writes += p.deletes.len();
+        if let Some(rev) = &p.rollout_revision {
+            self.ro
+                .metadata
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(ANNOTATION_REVISION.into(), rev.clone());
+            self.writes += 1;
+        }
+        if let Some(st) = &p.status {
+            self.ro.status = Some(st.clone());
+            self.writes += 1;
+        }
+        self.events.extend(p.events.iter().cloned());
+        self.settle_pods();
+    }
+
+    fn settle_pods(&mut self) {
+        for rs in &mut self.rss {
+            let spec = rs.spec_replicas();
+            let never = rs
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .and_then(|t| t.spec.as_ref())
+                .is_some_and(|s| {
+                    s.containers.iter().any(|c| {
+                        c.image
+                            .as_deref()
+                            .is_some_and(|i| i.ends_with(":never-ready"))
+                    })
+                });
+            let avail = if self.pods == Pods::NeverReadyTag && never {
+                0
+            } else {
+                spec
+            };
+            let st = rs.status.get_or_insert_with(Default::default);
+            st.replicas = spec;
+            st.ready_replicas = Some(avail);
+            st.available_replicas = Some(avail);
+            st.fully_labeled_replicas = Some(spec);
+        }
+    }
+
+    /// Change the first container's image (a new revision), bumping generation like the API server.
+    pub fn set_image(&mut self, image: &str) {
+        if let Some(c) = self
+            .ro
+            .spec
+            .template
+            .as_mut()
+            .and_then(|t| t.spec.as_mut())
+            .and_then(|s| s.containers.first_mut())
+        {
+            c.image = Some(image.into());
+        }
+        self.bump_generation();
+    }
+
+    pub fn bump_generation(&mut self) {
+        let g = self.ro.metadata.generation.unwrap_or(1);
+        self.ro.metadata.generation = Some(g + 1);
+    }
+
+    /// (canary spec, stable spec) by hash: the new RS is the one with `status.currentPodHash`.
+    pub fn sizes(&self) -> (i32, i32) {
+        let st = self.status();
+        let find = |h: &Option<String>| {
+            self.rss
+                .iter()
+                .find(|rs| rs.hash().map(str::to_string) == *h)
+                .map_or(0, |rs| rs.spec_replicas())
+        };
+        if st.current_pod_hash == st.stable_rs {
+            return (0, find(&st.stable_rs));
+        }
+        (find(&st.current_pod_hash), find(&st.stable_rs))
+    }
+
+    /// Sum of spec replicas over every ReplicaSet.
+    pub fn total_pods(&self) -> i32 {
+        self.rss.iter().map(|rs| rs.spec_replicas()).sum()
+    }
+
+    pub fn available(&self) -> i32 {
+        self.rss.iter().map(|rs| rs.available()).sum()
+    }
+
+    pub fn phase(&self) -> (String, String) {
+        let st = self.status();
+        (st.phase.unwrap_or_default(), st.message.unwrap_or_default())
+    }
+
+    pub fn event_reasons(&self) -> Vec<String> {
+        self.events.iter().map(|e| e.reason.clone()).collect()
+    }
+}
