@@ -246,8 +246,9 @@ fn time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// A stable fake pod IP derived from the UID. Not loopback: the Endpoints controller's
-/// validation refuses loopback addresses, so Services selecting these pods would never sync.
+/// A stable fake pod IP derived from the UID. Not loopback: Endpoints validation refuses
+/// loopback addresses. (Endpoints stay empty anyway while pods have no `spec.nodeName`: the
+/// endpoints controller writes `nodeName: ""`, which validation refuses too.)
 pub fn pod_ip(uid: &str) -> String {
     // FNV-1a
     let mut h: u32 = 0x811c_9dc5;

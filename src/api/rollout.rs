@@ -20,6 +20,8 @@ use serde_json::Value;
 /// Desired state of a Rollout: the pods to run and the strategy that replaces old pods with new
 /// ones.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+// clippy mistakes the repeated keys of separate `printcolumn(...)` groups for duplicates
+#[allow(clippy::duplicated_attributes)]
 #[kube(
     group = "argoproj.io",
     version = "v1alpha1",
@@ -75,6 +77,7 @@ pub struct RolloutSpec {
     /// Selects the pods this rollout owns; it must match the template labels. Required unless
     /// `workloadRef` is set, and it must not change after creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = atomic_map)]
     pub selector: Option<LabelSelector>,
     /// The pod template for new ReplicaSets. Must be empty when `workloadRef` is set. Numeric
     /// resource quantities and unknown resource names are kept as written.
@@ -678,6 +681,7 @@ pub struct RolloutExperimentTemplate {
     pub metadata: Option<PodTemplateMetadata>,
     /// Selector for the template's ReplicaSet. Unset uses the Rollout's selector.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = atomic_map)]
     pub selector: Option<LabelSelector>,
     /// With traffic routing: percentage of traffic for this template's pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1291,6 +1295,14 @@ fn drop_default(schema: &mut Schema) {
     }
 }
 
+/// Marks an object as replaced as a whole by server-side apply, as Kubernetes does for label
+/// selectors.
+fn atomic_map(schema: &mut Schema) {
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert("x-kubernetes-map-type".into(), "atomic".into());
+    }
+}
+
 /// Schema of a free-form JSON object (plugin configuration and status).
 fn free_form_object(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
@@ -1303,7 +1315,10 @@ fn free_form_object(_: &mut SchemaGenerator) -> Schema {
 /// accepts is accepted here too:
 /// - `metadata` only declares `labels` and `annotations` (other keys are pruned);
 /// - resource `limits`/`requests` keep any keys and values (`cpu: 1`, `memory: invalid`);
-/// - `volumes` items keep unknown fields (this also keeps the CRD small);
+/// - `volumes` items keep unknown fields, as in Argo's CRD;
+/// - `ephemeralContainers` items keep unknown fields: pods cannot be created with them anyway,
+///   and leaving out their schema keeps the CRD under the 256 KiB that client-side
+///   `kubectl apply` can store in its last-applied annotation (Argo's CRD is over it);
 /// - names Kubernetes calls "effectively required" but allows empty are not required.
 fn pod_template_schema(generator: &mut SchemaGenerator) -> Schema {
     let mut spec = PodSpec::json_schema(generator).to_value();
@@ -1329,14 +1344,16 @@ fn pod_template_schema(generator: &mut SchemaGenerator) -> Schema {
 }
 
 fn loosen_pod_spec(spec: &mut Value) {
-    if let Some(volumes) = spec.pointer_mut("/properties/volumes") {
-        let description = volumes.get("description").cloned();
-        *volumes = serde_json::json!({
-            "type": "array",
-            "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true },
-        });
-        if let (Some(d), Some(obj)) = (description, volumes.as_object_mut()) {
-            obj.insert("description".into(), d);
+    for list in ["volumes", "ephemeralContainers"] {
+        if let Some(field) = spec.pointer_mut(&format!("/properties/{list}")) {
+            let description = field.get("description").cloned();
+            *field = serde_json::json!({
+                "type": "array",
+                "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true },
+            });
+            if let (Some(d), Some(obj)) = (description, field.as_object_mut()) {
+                obj.insert("description".into(), d);
+            }
         }
     }
     loosen_walk(spec);
@@ -1831,9 +1848,9 @@ apiVersion: argoproj.io/v1alpha1
 kind: Rollout
 metadata: {name: numeric}
 spec:
-  selector: {matchLabels: {app: n}}
+  selector: {matchLabels: {app: numeric}}
   template:
-    metadata: {labels: {app: n}}
+    metadata: {labels: {app: numeric}}
     spec:
       initContainers:
       - name: init

@@ -61,12 +61,12 @@ impl OwnerIndex {
                 }
             }
             Event::Delete(rs) => {
-                if let Some(k) = owner_key(rs) {
-                    if let Some(set) = maps.live.get_mut(&k) {
-                        set.remove(&rs.name_any());
-                        if set.is_empty() {
-                            maps.live.remove(&k);
-                        }
+                if let Some(k) = owner_key(rs)
+                    && let Some(set) = maps.live.get_mut(&k)
+                {
+                    set.remove(&rs.name_any());
+                    if set.is_empty() {
+                        maps.live.remove(&k);
                     }
                 }
             }

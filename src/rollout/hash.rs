@@ -40,14 +40,13 @@ pub fn template_without_hash(template: &PodTemplateSpec) -> Value {
     {
         labels.remove(LABEL_POD_TEMPLATE_HASH);
     }
-    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        if meta
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut)
+        && meta
             .get("labels")
             .and_then(Value::as_object)
             .is_some_and(|l| l.is_empty())
-        {
-            meta.remove("labels");
-        }
+    {
+        meta.remove("labels");
     }
     v
 }

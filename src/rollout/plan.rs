@@ -102,10 +102,10 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
         );
         return plan_invalid(ro, &prev, &generation, &msg, now);
     }
-    if prev.observed_generation.as_deref() == Some(generation.as_str()) {
-        if let Some(p) = check_paused_conditions(ro, &prev, now) {
-            return p;
-        }
+    if prev.observed_generation.as_deref() == Some(generation.as_str())
+        && let Some(p) = check_paused_conditions(ro, &prev, now)
+    {
+        return p;
     }
     Canary::new(obs, prev, generation, now).run()
 }
@@ -649,12 +649,10 @@ impl<'a> Canary<'a> {
             .unwrap_or(0)
     }
 
-    /// (desired new, desired stable) for a basic canary.
+    /// (desired new, desired stable) for a basic canary. Without a distinct stable the new
+    /// ReplicaSet targets all replicas, still bounded by the surge headroom.
     fn desired_counts(&self) -> (i32, i32) {
         let r = self.replicas;
-        let Some(stable) = self.stable_distinct() else {
-            return (r, 0);
-        };
         let canary = self.ro.spec.strategy.canary.as_ref();
         let (surge, unavailable) = resolve_fenceposts(
             canary.and_then(|c| c.max_surge.as_ref()),
@@ -670,7 +668,7 @@ impl<'a> Canary<'a> {
             max_surge: surge,
             max_unavailable: unavailable,
             new: self.new_rs.map(|rs| rs.counts()),
-            stable: Some(stable.counts()),
+            stable: self.stable_distinct().map(|rs| rs.counts()),
             older: &older,
         })
     }
@@ -685,18 +683,23 @@ impl<'a> Canary<'a> {
                 .any(|c| c.reason == PAUSE_REASON_INCONCLUSIVE_ANALYSIS_RUN)
     }
 
-    /// Scale stable, new and older ReplicaSets. Returns whether any size changed.
+    /// Scale stable, then new, then older ReplicaSets, stopping after the first kind that changed
+    /// (as Argo does): each decision then sees the availability that the previous one produced.
+    /// Returns whether any size changed.
     fn scale(&mut self) -> bool {
         if self.halted() || self.creating {
             return false;
         }
         let (desired_new, desired_stable) = self.desired_counts();
-        let mut scaled = false;
-        if let Some(stable) = self.stable_distinct() {
-            scaled |= self.scale_rs(stable, desired_stable);
+        if let Some(stable) = self.stable_distinct()
+            && self.scale_rs(stable, desired_stable)
+        {
+            return true;
         }
-        if let Some(new) = self.new_rs {
-            scaled |= self.scale_rs(new, desired_new);
+        if let Some(new) = self.new_rs
+            && self.scale_rs(new, desired_new)
+        {
+            return true;
         }
         let canary = self.ro.spec.strategy.canary.as_ref();
         let unavailable = resolve_fenceposts(
@@ -705,15 +708,19 @@ impl<'a> Canary<'a> {
             self.replicas,
         )
         .map_or(1, |(_, u)| u);
-        let older: Vec<RsCounts> = self.others.iter().map(|rs| rs.counts()).collect();
+        // Drained newest revision first.
+        let mut older = self.others.clone();
+        older.sort_by_key(|rs| std::cmp::Reverse((rs.revision().unwrap_or(0), rs.created())));
+        let counts: Vec<RsCounts> = older.iter().map(|rs| rs.counts()).collect();
         let sizes = scale_down_older(
             self.replicas,
             unavailable,
             self.new_rs.map(|rs| rs.counts()),
             self.stable_distinct().map(|rs| rs.counts()),
-            &older,
+            &counts,
         );
-        for (rs, size) in self.others.clone().into_iter().zip(sizes) {
+        let mut scaled = false;
+        for (rs, size) in older.into_iter().zip(sizes) {
             if size < rs.spec_replicas() {
                 scaled |= self.scale_rs(rs, size);
             }
@@ -906,21 +913,21 @@ impl<'a> Canary<'a> {
             }
             return self.persist(st);
         }
-        if self.completed_current_step() {
-            if let (Some(step), Some(i)) = (self.current_step(), idx.as_mut()) {
-                let desc = step_string(step);
-                *i += 1;
-                if let Some(c) = st.canary.as_mut() {
-                    c.current_step_analysis_run_status = None;
-                }
-                self.event(
-                    false,
-                    REASON_ROLLOUT_STEP_COMPLETED,
-                    format!("Rollout step {i}/{n} completed ({desc})"),
-                );
-                self.remove_pause
-                    .push(PAUSE_REASON_CANARY_PAUSE_STEP.into());
+        if self.completed_current_step()
+            && let (Some(step), Some(i)) = (self.current_step(), idx.as_mut())
+        {
+            let desc = step_string(step);
+            *i += 1;
+            if let Some(c) = st.canary.as_mut() {
+                c.current_step_analysis_run_status = None;
             }
+            self.event(
+                false,
+                REASON_ROLLOUT_STEP_COMPLETED,
+                format!("Rollout step {i}/{n} completed ({desc})"),
+            );
+            self.remove_pause
+                .push(PAUSE_REASON_CANARY_PAUSE_STEP.into());
         }
         st.current_step_index = idx;
         self.persist(st)
@@ -946,10 +953,10 @@ impl<'a> Canary<'a> {
     }
 
     fn is_indefinite_step(&self) -> bool {
-        if let Some(s) = self.current_step() {
-            if s.experiment.is_some() || s.analysis.is_some() || s.pause.is_some() {
-                return true;
-            }
+        if let Some(s) = self.current_step()
+            && (s.experiment.is_some() || s.analysis.is_some() || s.pause.is_some())
+        {
+            return true;
         }
         get_condition(&self.prev, CONDITION_PAUSED).is_some_and(|c| c.status == "True")
     }

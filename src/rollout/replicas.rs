@@ -170,10 +170,15 @@ fn weight_delta(weight: i32, max_weight: i32, canary: i64, total: i64) -> f64 {
 /// "Zero is allowed" only for weight 0, weight `max_weight`, or one replica without surge. The
 /// first candidate with the strictly smallest distance to the requested weight wins. Results:
 /// never more than `R + 1` pods in total (only `R` without surge); for a weight strictly between
-/// 0 and `max_weight` and `R ≥ 2`, at least one canary and one stable pod.
+/// 0 and `max_weight` and `R ≥ 2`, at least one stable pod and, with one exception, at least one
+/// canary pod.
+///
+/// The exception is upstream's, kept as is: without surge, when `x` is exactly `R − ½` (e.g.
+/// R=5 W=90, R=2 W=75, R=10 W=95), candidate 1 is excluded because it leaves no stable pod and
+/// candidate 2 because it is a tie, so no candidate remains and the fallback `(0, R)` is returned.
 ///
 /// `replicas == 0` gives `(0, 0)`. A non-positive `max_weight` (which validation rejects; Argo
-/// would divide by zero) yields `(0, replicas)`, the same as Argo's no-candidate fallback.
+/// would divide by zero) also yields the `(0, replicas)` fallback.
 pub fn approximate_weighted_counts(
     replicas: i32,
     weight: i32,
@@ -868,6 +873,19 @@ mod tests {
     }
 
     #[test]
+    fn approximate_no_candidate_fallback() {
+        // Upstream quirk: no surge and R·W/M == R − ½ leaves no candidate, so 0 canaries.
+        assert_eq!(approximate_weighted_counts(5, 90, 100, 0), (0, 5));
+        assert_eq!(approximate_weighted_counts(2, 75, 100, 0), (0, 2));
+        assert_eq!(approximate_weighted_counts(10, 95, 100, 0), (0, 10));
+        // With surge the R + 1 candidates exist and the quirk disappears.
+        assert_eq!(approximate_weighted_counts(5, 90, 100, 1), (5, 1));
+        assert_eq!(approximate_weighted_counts(2, 75, 100, 1), (2, 1));
+        // Not half-way: normal behaviour.
+        assert_eq!(approximate_weighted_counts(5, 89, 100, 0), (4, 1));
+    }
+
+    #[test]
     fn approximate_degenerate_max_weight() {
         assert_eq!(approximate_weighted_counts(5, 10, 0, 1), (0, 5));
         assert_eq!(approximate_weighted_counts(0, 10, 0, 1), (0, 0));
@@ -1298,7 +1316,7 @@ mod tests {
         ];
         // The six examples of upstream's doc comment, S and U given as pod counts:
         // (R, W, new, stable, U, S) → (new, stable).
-        let doc: [(&'static str, i32, i32, i32, i32, i32, i32, i32, i32); 6] = [
+        let doc = [
             ("doc: R10 W10 U1 S1", 10, 10, 0, 10, 1, 1, 1, 9),
             ("doc: R10 W30 U0 S3", 10, 30, 0, 10, 0, 3, 3, 10),
             ("doc: R10 W30 U5 S0", 10, 30, 0, 10, 5, 0, 0, 7),

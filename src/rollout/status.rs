@@ -100,10 +100,10 @@ pub fn calculate_phase(spec: &RolloutSpec, status: &RolloutStatus) -> (String, S
     if let Some(p) = status.pause_conditions.iter().flatten().next() {
         return (PHASE_PAUSED.into(), p.reason.clone());
     }
-    if let Some(restart_at) = &spec.restart_at {
-        if status.restarted_at.as_ref() != Some(restart_at) {
-            return (PHASE_PROGRESSING.into(), "rollout is restarting".into());
-        }
+    if let Some(restart_at) = &spec.restart_at
+        && status.restarted_at.as_ref() != Some(restart_at)
+    {
+        return (PHASE_PROGRESSING.into(), "rollout is restarting".into());
     }
     let updated = status.updated_replicas.unwrap_or(0);
     if updated < replicas_or_default(spec) {
@@ -164,13 +164,13 @@ pub fn effective_phase(
         .observed_generation
         .as_deref()
         .and_then(|g| g.parse::<i64>().ok());
-    if let (Some(g), Some(o)) = (generation, observed) {
-        if o < g {
-            return (
-                PHASE_PROGRESSING.into(),
-                "waiting for rollout spec update to be observed".into(),
-            );
-        }
+    if let (Some(g), Some(o)) = (generation, observed)
+        && o < g
+    {
+        return (
+            PHASE_PROGRESSING.into(),
+            "waiting for rollout spec update to be observed".into(),
+        );
     }
     if status.controller_pause.unwrap_or(false)
         && status

@@ -207,14 +207,14 @@ fn validate_strategy(ro: &Rollout, errs: &mut Vec<FieldError>) {
                 ));
             }
             let rhl = ro.spec.revision_history_limit.unwrap_or(10);
-            if let Some(l) = bg.scale_down_delay_revision_limit {
-                if rhl < l {
-                    errs.push(invalid(
-                        "spec.strategy.scaleDownDelayRevisionLimit",
-                        l,
-                        SCALE_DOWN_LIMIT,
-                    ));
-                }
+            if let Some(l) = bg.scale_down_delay_revision_limit
+                && rhl < l
+            {
+                errs.push(invalid(
+                    "spec.strategy.scaleDownDelayRevisionLimit",
+                    l,
+                    SCALE_DOWN_LIMIT,
+                ));
             }
         }
         (None, Some(_)) => validate_canary(ro, errs),
@@ -303,14 +303,15 @@ fn validate_canary(ro: &Rollout, errs: &mut Vec<FieldError>) {
                 "Canary dynamicStableScale cannot be used with scaleDownDelaySeconds",
             ));
         }
-        if let Some(w) = tr.max_traffic_weight {
-            if tr.nginx.is_none() && tr.plugins.as_ref().is_none_or(|p| p.is_empty()) {
-                errs.push(invalid(
-                    &format!("{path}.trafficRouting.maxTrafficWeight"),
-                    w,
-                    INVALID_MAX_WEIGHT,
-                ));
-            }
+        if let Some(w) = tr.max_traffic_weight
+            && tr.nginx.is_none()
+            && tr.plugins.as_ref().is_none_or(|p| p.is_empty())
+        {
+            errs.push(invalid(
+                &format!("{path}.trafficRouting.maxTrafficWeight"),
+                w,
+                INVALID_MAX_WEIGHT,
+            ));
         }
     } else {
         if let Some(d) = canary.scale_down_delay_seconds {
@@ -352,14 +353,14 @@ fn validate_canary(ro: &Rollout, errs: &mut Vec<FieldError>) {
         if count == 0 {
             errs.push(invalid(&sp, quoted("no step type"), INVALID_STEP));
         }
-        if let Some(w) = step.set_weight {
-            if !(0..=max_weight).contains(&w) {
-                errs.push(invalid(
-                    &format!("{sp}.setWeight"),
-                    w,
-                    format!("{INVALID_SET_WEIGHT} {max_weight}"),
-                ));
-            }
+        if let Some(w) = step.set_weight
+            && !(0..=max_weight).contains(&w)
+        {
+            errs.push(invalid(
+                &format!("{sp}.setWeight"),
+                w,
+                format!("{INVALID_SET_WEIGHT} {max_weight}"),
+            ));
         }
         if let Some(d) = step.pause.as_ref().and_then(|p| p.duration.as_ref()) {
             let secs = pause_duration_seconds(d);

@@ -1,0 +1,467 @@
+//! The end-to-end fixture: a genuine control plane (e2e/k8s-local.sh), our CRDs, the fake
+//! kubelet, and one `sluice-controller` process per scenario (namespaced, so scenarios run in
+//! parallel and one can kill its controller without touching the others).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config, ResourceExt};
+use serde_json::{Value, json};
+use sluice::api::rollout::Rollout;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn log_dir() -> PathBuf {
+    let d = root().join("target/e2e-logs");
+    let _ = std::fs::create_dir_all(&d);
+    d
+}
+
+/// The control plane for the whole run; stopped on drop.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub client: Client,
+    kubelet: Option<Child>,
+}
+
+impl Cluster {
+    pub async fn start() -> Result<Cluster> {
+        let dir = std::env::var_os("SLUICE_E2E_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target/e2e-cluster"));
+        let script = root().join("e2e/k8s-local.sh");
+        // A leftover cluster from an interrupted run is stopped first.
+        let _ = Command::new("bash")
+            .arg(&script)
+            .arg("down")
+            .arg(&dir)
+            .status();
+        let t = Instant::now();
+        let status = Command::new("bash")
+            .arg(&script)
+            .arg("up")
+            .arg(&dir)
+            .env("K8S_KCM_CONTROLLERS", "*,-nodelifecycle")
+            .status()
+            .context("running e2e/k8s-local.sh up")?;
+        if !status.success() {
+            bail!("control plane did not start: {status}");
+        }
+        eprintln!("control plane up in {:.1}s", t.elapsed().as_secs_f64());
+        let kubeconfig = dir.join("kubeconfig");
+        let client = client_for(&kubeconfig).await?;
+        let mut cluster = Cluster {
+            dir,
+            kubeconfig,
+            client,
+            kubelet: None,
+        };
+        cluster.install_crds().await?;
+        cluster.start_kubelet()?;
+        Ok(cluster)
+    }
+
+    async fn install_crds(&self) -> Result<()> {
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(root().join("crds"))? {
+            let path = entry?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path)?;
+            let crd: CustomResourceDefinition =
+                serde_saphyr::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            let name = crd.name_any();
+            api.patch(
+                &name,
+                &PatchParams::apply("sluice-e2e").force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .with_context(|| format!("installing {name}"))?;
+            names.push(name);
+        }
+        for name in names {
+            wait_for(
+                &format!("CRD {name} established"),
+                Duration::from_secs(30),
+                || {
+                    let api = api.clone();
+                    let name = name.clone();
+                    async move {
+                        let crd = api.get(&name).await?;
+                        Ok(crd
+                            .status
+                            .and_then(|s| s.conditions)
+                            .unwrap_or_default()
+                            .iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True"))
+                    }
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn start_kubelet(&mut self) -> Result<()> {
+        let log = std::fs::File::create(log_dir().join("fake-kubelet.log"))?;
+        let child = Command::new(env!("CARGO_BIN_EXE_fake-kubelet"))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("FAKE_KUBELET_READY_DELAY", "200")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("starting fake-kubelet")?;
+        self.kubelet = Some(child);
+        Ok(())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(mut k) = self.kubelet.take() {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+        if std::env::var_os("SLUICE_E2E_KEEP").is_none() {
+            let _ = Command::new("bash")
+                .arg(root().join("e2e/k8s-local.sh"))
+                .arg("down")
+                .arg(&self.dir)
+                .status();
+        }
+    }
+}
+
+pub async fn client_for(kubeconfig: &Path) -> Result<Client> {
+    let kc = Kubeconfig::read_from(kubeconfig)?;
+    let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(cfg)?)
+}
+
+/// Poll `check` until it returns true or `timeout` passes.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let start = Instant::now();
+    let mut last_err = None;
+    loop {
+        match check().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last_err = Some(e),
+        }
+        if start.elapsed() > timeout {
+            bail!(
+                "timed out after {timeout:?} waiting for {what}{}",
+                last_err
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(18_100);
+
+/// One scenario: its namespace and its own controller process.
+pub struct Fixture {
+    pub name: String,
+    pub ns: String,
+    pub client: Client,
+    kubeconfig: PathBuf,
+    controller: Option<Child>,
+    ports: (u16, u16),
+    pub rollout: String,
+    starts: u32,
+}
+
+/// What the Then-steps look at: the Rollout and its ReplicaSets.
+#[derive(Clone, Debug)]
+pub struct View {
+    pub ro: Rollout,
+    pub rss: Vec<ReplicaSet>,
+}
+
+impl View {
+    pub fn phase(&self) -> String {
+        self.status("phase")
+    }
+    pub fn message(&self) -> String {
+        self.status("message")
+    }
+    fn status(&self, field: &str) -> String {
+        let st = self.ro.status.clone().unwrap_or_default();
+        let v = serde_json::to_value(st).unwrap_or(Value::Null);
+        v.get(field)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    }
+    pub fn pod_hash(&self) -> Option<String> {
+        self.ro
+            .status
+            .as_ref()
+            .and_then(|s| s.current_pod_hash.clone())
+    }
+    pub fn stable(&self) -> Option<String> {
+        self.ro.status.as_ref().and_then(|s| s.stable_rs.clone())
+    }
+    pub fn step(&self) -> Option<i32> {
+        self.ro.status.as_ref().and_then(|s| s.current_step_index)
+    }
+    fn size_of(&self, hash: &Option<String>) -> i32 {
+        self.rss
+            .iter()
+            .find(|rs| rs.labels().get("rollouts-pod-template-hash") == hash.as_ref())
+            .and_then(|rs| rs.spec.as_ref().and_then(|s| s.replicas))
+            .unwrap_or(0)
+    }
+    /// (canary spec replicas, stable spec replicas); canary is 0 once it is the stable one.
+    pub fn sizes(&self) -> (i32, i32) {
+        let (cur, stable) = (self.pod_hash(), self.stable());
+        if cur == stable {
+            (0, self.size_of(&stable))
+        } else {
+            (self.size_of(&cur), self.size_of(&stable))
+        }
+    }
+    pub fn total(&self) -> i32 {
+        self.rss
+            .iter()
+            .filter_map(|rs| rs.spec.as_ref().and_then(|s| s.replicas))
+            .sum()
+    }
+    pub fn condition_message(&self, type_: &str) -> Option<String> {
+        self.ro
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == type_)?
+            .message
+            .clone()
+    }
+    pub fn healthy(&self) -> bool {
+        let generation = self.ro.metadata.generation.map(|g| g.to_string());
+        self.phase() == "Healthy"
+            && self
+                .ro
+                .status
+                .as_ref()
+                .and_then(|s| s.observed_generation.clone())
+                == generation
+            && self.pod_hash().is_some()
+            && self.pod_hash() == self.stable()
+    }
+}
+
+impl Fixture {
+    pub async fn new(cluster: &Cluster, name: &str) -> Result<Fixture> {
+        let ns = format!("e2e-{name}");
+        let nss: Api<Namespace> = Api::all(cluster.client.clone());
+        let body: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}}))?;
+        match nss.create(&PostParams::default(), &body).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+        let base = NEXT_PORT.fetch_add(2, Ordering::SeqCst);
+        let mut f = Fixture {
+            name: name.into(),
+            ns,
+            client: cluster.client.clone(),
+            kubeconfig: cluster.kubeconfig.clone(),
+            controller: None,
+            ports: (base, base + 1),
+            rollout: String::new(),
+            starts: 0,
+        };
+        f.start_controller()?;
+        Ok(f)
+    }
+
+    pub fn start_controller(&mut self) -> Result<()> {
+        self.starts += 1;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_dir().join(format!("{}-controller.log", self.name)))?;
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice-controller"))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--namespace")
+            .arg(&self.ns)
+            .arg("--metrics-port")
+            .arg(self.ports.0.to_string())
+            .arg("--healthz-port")
+            .arg(self.ports.1.to_string())
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("starting sluice-controller")?;
+        self.controller = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL the controller, as a node failure or OOM kill would.
+    pub fn kill_controller(&mut self) -> Result<()> {
+        if let Some(mut c) = self.controller.take() {
+            c.kill()?;
+            c.wait()?;
+        }
+        Ok(())
+    }
+
+    pub fn rollouts(&self) -> Api<Rollout> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Given: apply a Rollout manifest (server-side apply, as GitOps tools do).
+    pub async fn given_rollout(&mut self, yaml: &str) -> Result<()> {
+        let mut v: Value = serde_saphyr::from_str(yaml).map_err(|e| anyhow!("manifest: {e}"))?;
+        v["metadata"]["namespace"] = json!(self.ns);
+        let name = v["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            &self.ns,
+            &kube::api::ApiResource::erase::<Rollout>(&()),
+        );
+        let obj: kube::api::DynamicObject = serde_json::from_value(v)?;
+        api.patch(
+            &name,
+            &PatchParams::apply("e2e-user").force(),
+            &Patch::Apply(&obj),
+        )
+        .await?;
+        self.rollout = name;
+        Ok(())
+    }
+
+    /// When: change the image of the first container (a new revision).
+    pub async fn when_image(&self, image: &str) -> Result<()> {
+        // A merge patch replaces the container list, so send the whole list with one image changed.
+        let ro = self.rollouts().get(&self.rollout).await?;
+        let mut containers = serde_json::to_value(
+            ro.spec
+                .template
+                .and_then(|t| t.spec)
+                .map(|s| s.containers)
+                .unwrap_or_default(),
+        )?;
+        containers[0]["image"] = json!(image);
+        let patch = json!({"spec": {"template": {"spec": {"containers": containers}}}});
+        self.rollouts()
+            .patch(
+                &self.rollout,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// When: a JSON merge patch to the status subresource, exactly as Argo's CLI sends it.
+    pub async fn when_status_patch(&self, patch: Value) -> Result<()> {
+        self.rollouts()
+            .patch_status(
+                &self.rollout,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn when_spec_patch(&self, patch: Value) -> Result<()> {
+        self.rollouts()
+            .patch(
+                &self.rollout,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `kubectl argo rollouts promote`: clears pause conditions.
+    pub async fn promote(&self) -> Result<()> {
+        self.when_status_patch(json!({"status": {"pauseConditions": null}}))
+            .await
+    }
+
+    pub async fn view(&self) -> Result<View> {
+        let ro = self.rollouts().get(&self.rollout).await?;
+        let rss: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &self.ns);
+        let uid = ro.uid().unwrap_or_default();
+        let rss = rss
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|rs| rs.owner_references().iter().any(|o| o.uid == uid))
+            .collect();
+        Ok(View { ro, rss })
+    }
+
+    /// Then: wait until `pred` holds for the Rollout and its ReplicaSets.
+    pub async fn then<P>(&self, what: &str, timeout: Duration, pred: P) -> Result<View>
+    where
+        P: Fn(&View) -> bool,
+    {
+        let start = Instant::now();
+        loop {
+            let v = self.view().await?;
+            if pred(&v) {
+                return Ok(v);
+            }
+            if start.elapsed() > timeout {
+                bail!(
+                    "[{}] timed out after {timeout:?} waiting for {what}; phase={:?} message={:?} step={:?} sizes={:?} total={} rss={}",
+                    self.name,
+                    v.phase(),
+                    v.message(),
+                    v.step(),
+                    v.sizes(),
+                    v.total(),
+                    v.rss.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn cleanup(mut self) -> Result<()> {
+        self.kill_controller()?;
+        let nss: Api<Namespace> = Api::all(self.client.clone());
+        let _ = nss.delete(&self.ns, &DeleteParams::default()).await;
+        Ok(())
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.kill_controller();
+    }
+}

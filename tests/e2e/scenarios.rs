@@ -1,0 +1,363 @@
+//! The end-to-end scenarios of the proving-ground issue, each against the genuine control plane.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use serde_json::json;
+
+use crate::harness::{Cluster, Fixture, View, root};
+
+const T: Duration = Duration::from_secs(60);
+
+fn seed() -> String {
+    std::fs::read_to_string(root().join("e2e/manifests/seed-rollout.yaml")).unwrap_or_default()
+}
+
+/// The seed with its 10-minute pauses shortened to `secs` seconds.
+fn seed_with_pause(secs: u32) -> String {
+    seed().replace("{duration: 10m}", &format!("{{duration: {secs}}}"))
+}
+
+fn is_paused_at(v: &View, sizes: (i32, i32)) -> bool {
+    v.sizes() == sizes && v.phase() == "Paused" && v.message() == "CanaryPauseStep"
+}
+
+async fn deployed(f: &mut Fixture, yaml: &str) -> Result<View> {
+    f.given_rollout(yaml).await?;
+    f.then("initial deploy healthy", T, |v| {
+        v.healthy() && v.sizes() == (0, 5)
+    })
+    .await
+}
+
+/// The seed manifest applied unchanged: after an image change it walks 1/4, 2/3, 3/2, 4/1 (each
+/// 10-minute pause promoted, as `kubectl argo rollouts promote` does), then 5 with the old
+/// ReplicaSet at 0, stableRS == currentPodHash, Healthy.
+pub async fn seed_walk(c: &Cluster) -> Result<()> {
+    let mut f = Fixture::new(c, "seed-walk").await?;
+    let before = deployed(&mut f, &seed()).await?;
+    let old_hash = before.stable();
+    f.when_image("frontend:v2").await?;
+    for sizes in [(1, 4), (2, 3), (3, 2), (4, 1)] {
+        f.then(&format!("paused at {sizes:?}"), T, |v| {
+            is_paused_at(v, sizes)
+        })
+        .await?;
+        f.promote().await?;
+    }
+    let v = f.then("fully promoted", T, |v| v.healthy()).await?;
+    ensure!(v.stable() != old_hash, "stable moved to the new ReplicaSet");
+    let old = v.rss.iter().find(|rs| {
+        rs.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("rollouts-pod-template-hash"))
+            == old_hash.as_ref()
+    });
+    ensure!(
+        old.and_then(|rs| rs.spec.as_ref()).and_then(|s| s.replicas) == Some(0),
+        "old ReplicaSet scaled to 0"
+    );
+    ensure!(v.sizes() == (0, 5));
+    f.cleanup().await
+}
+
+/// Timed pauses walk on their own; a settled rollout then makes no writes at all.
+pub async fn timed_walk_and_idle(c: &Cluster) -> Result<()> {
+    let mut f = Fixture::new(c, "timed").await?;
+    deployed(&mut f, &seed_with_pause(2)).await?;
+    f.when_image("frontend:v2").await?;
+    for sizes in [(1, 4), (2, 3), (3, 2), (4, 1)] {
+        f.then(&format!("canary at {sizes:?}"), T, |v| v.sizes() == sizes)
+            .await?;
+    }
+    let v = f.then("fully promoted", T, |v| v.healthy()).await?;
+    // Idle: neither the Rollout nor its ReplicaSets change for a while.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let a = f.view().await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let b = f.view().await?;
+    let rv = |v: &View| {
+        let mut r: Vec<_> = v
+            .rss
+            .iter()
+            .map(|rs| rs.metadata.resource_version.clone())
+            .collect();
+        r.push(v.ro.metadata.resource_version.clone());
+        r.sort();
+        r
+    };
+    ensure!(
+        rv(&a) == rv(&b),
+        "a settled rollout was written to: {:?} -> {:?}",
+        rv(&a),
+        rv(&b)
+    );
+    ensure!(v.rss.len() == 2);
+    f.cleanup().await
+}
+
+const INDEFINITE: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: pausey}
+spec:
+  replicas: 5
+  selector: {matchLabels: {app: pausey}}
+  strategy:
+    canary:
+      steps:
+      - setWeight: 40
+      - pause: {}
+      - setWeight: 80
+      - pause: {duration: 1}
+  template:
+    metadata: {labels: {app: pausey}}
+    spec: {containers: [{name: app, image: "pausey:v1"}]}
+"#;
+
+/// An indefinite pause holds in Paused/CanaryPauseStep until pauseConditions are cleared.
+pub async fn indefinite_pause_then_promote(c: &Cluster) -> Result<()> {
+    let mut f = Fixture::new(c, "indefinite").await?;
+    f.given_rollout(INDEFINITE).await?;
+    f.then("initial deploy", T, |v| v.healthy()).await?;
+    f.when_image("pausey:v2").await?;
+    f.then("paused at 2/3", T, |v| is_paused_at(v, (2, 3)))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let v = f.view().await?;
+    ensure!(
+        is_paused_at(&v, (2, 3)) && v.step() == Some(1),
+        "still paused: {:?} {:?}",
+        v.phase(),
+        v.sizes()
+    );
+    f.promote().await?;
+    f.then("completed", T, |v| v.healthy()).await?;
+    f.cleanup().await
+}
+
+/// abort → canary 0 / stable 5, Degraded, RolloutAborted; clearing abort restarts from step 0.
+pub async fn abort_then_retry(c: &Cluster) -> Result<()> {
+    let mut f = Fixture::new(c, "abort").await?;
+    deployed(&mut f, &seed()).await?;
+    f.when_image("frontend:v2").await?;
+    f.then("paused at 1/4", T, |v| is_paused_at(v, (1, 4)))
+        .await?;
+    f.promote().await?;
+    f.then("paused at 2/3", T, |v| is_paused_at(v, (2, 3)))
+        .await?;
+    f.when_status_patch(json!({"status": {"abort": true}}))
+        .await?;
+    let v = f
+        .then("aborted", T, |v| {
+            v.sizes() == (0, 5) && v.phase() == "Degraded"
+        })
+        .await?;
+    ensure!(
+        v.message()
+            .starts_with("RolloutAborted: Rollout aborted update to revision 2"),
+        "message: {}",
+        v.message()
+    );
+    ensure!(v.step() == Some(0));
+    // retry
+    f.when_status_patch(json!({"status": {"abort": false}}))
+        .await?;
+    let v = f
+        .then("restarted from step 0", T, |v| is_paused_at(v, (1, 4)))
+        .await?;
+    ensure!(
+        v.step() == Some(1),
+        "at the first pause again: {:?}",
+        v.step()
+    );
+    f.cleanup().await
+}
+
+/// promoteFull completes at once, skipping the remaining steps.
+pub async fn promote_full(c: &Cluster) -> Result<()> {
+    let mut f = Fixture::new(c, "promote-full").await?;
+    deployed(&mut f, &seed()).await?;
+    f.when_image("frontend:v2").await?;
+    f.then("paused at 1/4", T, |v| is_paused_at(v, (1, 4)))
+        .await?;
+    f.when_status_patch(json!({"status": {"promoteFull": true}}))
+        .await?;
+    let v = f.then("fully promoted", T, |v| v.healthy()).await?;
+    ensure!(v.step() == Some(8));
+    f.cleanup().await
+}
+
+/// revisionHistoryLimit 2 leaves at most 2 old ReplicaSets after five revisions.
+pub async fn revision_history_limit(c: &Cluster) -> Result<()> {
+    let mut f = Fixture::new(c, "history").await?;
+    deployed(&mut f, &seed()).await?;
+    for rev in 2..=6 {
+        let image = format!("frontend:v{rev}");
+        f.when_image(&image).await?;
+        f.then(&format!("revision {rev} paused"), T, |v| {
+            is_paused_at(v, (1, 4))
+        })
+        .await?;
+        f.when_status_patch(json!({"status": {"promoteFull": true}}))
+            .await?;
+        f.then(&format!("revision {rev} promoted"), T, |v| v.healthy())
+            .await?;
+    }
+    let v = f
+        .then("old ReplicaSets collected", T, |v| v.rss.len() <= 3)
+        .await?;
+    ensure!(v.rss.len() == 3, "current + 2 old, got {}", v.rss.len());
+    f.cleanup().await
+}
+
+/// setWeight 150 → InvalidSpec with Argo's message, Degraded; the controller keeps serving others.
+pub async fn invalid_spec(c: &Cluster) -> Result<()> {
+    let mut f = Fixture::new(c, "invalid").await?;
+    f.given_rollout(&seed().replace("setWeight: 20", "setWeight: 150"))
+        .await?;
+    let v = f
+        .then("InvalidSpec", T, |v| {
+            v.condition_message("InvalidSpec").is_some()
+        })
+        .await?;
+    ensure!(v.phase() == "Degraded", "phase {}", v.phase());
+    ensure!(
+        v.condition_message("InvalidSpec").as_deref()
+            == Some(
+                "The Rollout \"frontend\" is invalid: spec.strategy.steps[0].setWeight: Invalid value: 150: SetWeight needs to be between 0 and 100"
+            ),
+        "{:?}",
+        v.condition_message("InvalidSpec")
+    );
+    ensure!(v.rss.is_empty(), "an invalid rollout creates nothing");
+    // A valid sibling in the same namespace is still served by the same controller.
+    f.given_rollout(
+        &seed()
+            .replace("name: frontend", "name: sibling")
+            .replace("app: frontend", "app: sibling"),
+    )
+    .await?;
+    f.then("sibling healthy", T, |v| v.healthy()).await?;
+    f.cleanup().await
+}
+
+/// kill -9 of the controller at arbitrary instants mid-rollout: every restart resumes where the
+/// last one stopped — no duplicate ReplicaSet, no surge violation, the step index never goes back.
+pub async fn kill9_resume(c: &Cluster) -> Result<()> {
+    let mut f = Fixture::new(c, "kill9").await?;
+    deployed(&mut f, &seed()).await?;
+    f.when_image("frontend:v2").await?;
+    f.then("paused at 2 steps", T, |v| is_paused_at(v, (1, 4)))
+        .await?;
+    f.promote().await?;
+    let v = f
+        .then("paused at 2/3", T, |v| is_paused_at(v, (2, 3)))
+        .await?;
+    let step = v.step();
+    // Kill while paused, restart: same step, same ReplicaSets.
+    f.kill_controller()?;
+    f.start_controller()?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let v = f.view().await?;
+    ensure!(
+        v.step() == step && is_paused_at(&v, (2, 3)) && v.rss.len() == 2,
+        "resumed at the same step: {:?} {:?} {}",
+        v.step(),
+        v.sizes(),
+        v.rss.len()
+    );
+    // Now switch to short timed pauses and kill repeatedly while it walks.
+    f.when_spec_patch(json!({"spec": {"strategy": {"canary": {"steps": [
+        {"setWeight": 20}, {"pause": {"duration": 1}}, {"setWeight": 40}, {"pause": {"duration": 1}},
+        {"setWeight": 60}, {"pause": {"duration": 1}}, {"setWeight": 80}, {"pause": {"duration": 1}}]}}}}))
+        .await?;
+    // A steps change restarts the canary at step 0 (reference trap 4); watch from there.
+    let old_hash =
+        v.ro.status
+            .as_ref()
+            .and_then(|s| s.current_step_hash.clone());
+    let v = f
+        .then("steps change observed", T, |v| {
+            v.ro.status
+                .as_ref()
+                .and_then(|s| s.current_step_hash.clone())
+                != old_hash
+        })
+        .await?;
+    let start = Instant::now();
+    let mut kills = 0;
+    let mut last_step = v.step().unwrap_or(0);
+    let mut delays = [700u64, 1300, 400, 900, 1700, 300, 1100].iter().cycle();
+    loop {
+        let delay = *delays.next().unwrap_or(&1000);
+        let until = Instant::now() + Duration::from_millis(delay);
+        while Instant::now() < until {
+            let v = f.view().await?;
+            ensure!(
+                v.total() <= 5 + 2,
+                "surge violated: {} pods desired (maxSurge 25% of 5 = 2)",
+                v.total()
+            );
+            ensure!(v.rss.len() <= 2, "duplicate ReplicaSet: {}", v.rss.len());
+            let s = v.step().unwrap_or(0);
+            ensure!(s >= last_step, "step index went back {last_step} -> {s}");
+            last_step = s;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if f.view().await?.healthy() {
+            break;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(120),
+            "did not finish under repeated kills"
+        );
+        f.kill_controller()?;
+        kills += 1;
+        f.start_controller()?;
+    }
+    eprintln!(
+        "[kill9] finished after {kills} kill -9 restarts in {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
+    ensure!(
+        kills >= 3,
+        "the scenario must actually kill the controller mid-rollout"
+    );
+    f.cleanup().await
+}
+
+/// A canary whose pods never become ready hits progressDeadlineSeconds: Degraded; with
+/// progressDeadlineAbort it is also aborted (canary 0, stable 5).
+pub async fn progress_deadline(c: &Cluster, abort: bool) -> Result<()> {
+    let name = if abort { "deadline-abort" } else { "deadline" };
+    let mut f = Fixture::new(c, name).await?;
+    let yaml = seed().replace(
+        "revisionHistoryLimit: 2",
+        &format!("revisionHistoryLimit: 2\n  progressDeadlineSeconds: 8\n  progressDeadlineAbort: {abort}"),
+    );
+    deployed(&mut f, &yaml).await?;
+    f.when_image("frontend:never-ready").await?;
+    let v = f
+        .then("Degraded", Duration::from_secs(40), |v| {
+            v.phase() == "Degraded"
+        })
+        .await?;
+    if abort {
+        ensure!(
+            v.message().starts_with("RolloutAborted: "),
+            "{}",
+            v.message()
+        );
+        f.then("rolled back", T, |v| v.sizes() == (0, 5)).await?;
+    } else {
+        ensure!(
+            v.message()
+                .starts_with("ProgressDeadlineExceeded: ReplicaSet \"frontend-"),
+            "{}",
+            v.message()
+        );
+    }
+    f.cleanup().await
+}
