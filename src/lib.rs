@@ -2,8 +2,10 @@
 //!
 //! Layers depend downward only: `cli` and `controller` → `rollout` → `api`.
 
+pub mod analysis;
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod metrics;
 pub mod rollout;
 pub mod time;

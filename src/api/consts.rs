@@ -120,7 +120,8 @@ pub const PAUSE_REASON_INCONCLUSIVE_ANALYSIS_RUN: &str = "InconclusiveAnalysisRu
 pub const PAUSE_REASON_INCONCLUSIVE_EXPERIMENT: &str = "InconclusiveExperiment";
 
 // ---------------------------------------------------------------------------------------------
-// Analysis phases (RolloutAnalysisRunStatus.status)
+// Analysis phases: `phase` of AnalysisRuns, their metric results and measurements, and of
+// Experiments; `RolloutAnalysisRunStatus.status`
 // ---------------------------------------------------------------------------------------------
 
 /// Analysis phase `Pending`.
@@ -237,3 +238,46 @@ pub const LABEL_STEP_INDEX: &str = "step-index";
 pub const LABEL_EXPERIMENT_NAME: &str = "experiment.argoproj.io/name";
 /// Label on Experiment ReplicaSets naming the template.
 pub const LABEL_EXPERIMENT_TEMPLATE_NAME: &str = "experiment.argoproj.io/template-name";
+
+// ---------------------------------------------------------------------------------------------
+// AnalysisRun and Experiment values
+// ---------------------------------------------------------------------------------------------
+
+/// Experiment condition type: all templates are available and the duration is running.
+pub const CONDITION_RUNNING: &str = "Running";
+
+/// Experiment template status: the ReplicaSet is not yet available.
+pub const TEMPLATE_STATUS_PROGRESSING: &str = "Progressing";
+/// Experiment template status: the ReplicaSet is available.
+pub const TEMPLATE_STATUS_RUNNING: &str = "Running";
+/// Experiment template status: the template finished successfully (final).
+pub const TEMPLATE_STATUS_SUCCESSFUL: &str = "Successful";
+/// Experiment template status: the template failed, e.g. missed its progress deadline (final).
+pub const TEMPLATE_STATUS_FAILED: &str = "Failed";
+/// Experiment template status: the template could not be run (final).
+pub const TEMPLATE_STATUS_ERROR: &str = "Error";
+
+/// Web metric `method` `GET` (the default).
+pub const WEB_METRIC_METHOD_GET: &str = "GET";
+/// Web metric `method` `POST`.
+pub const WEB_METRIC_METHOD_POST: &str = "POST";
+/// Web metric `method` `PUT`.
+pub const WEB_METRIC_METHOD_PUT: &str = "PUT";
+
+/// Datadog metric `apiVersion` `v1` (the default).
+pub const DATADOG_API_VERSION_V1: &str = "v1";
+/// Datadog metric `apiVersion` `v2`.
+pub const DATADOG_API_VERSION_V2: &str = "v2";
+
+/// Label on analysis Jobs with the UID of their AnalysisRun.
+pub const LABEL_ANALYSIS_RUN_UID: &str = "analysisrun.argoproj.io/uid";
+/// Annotation on analysis Jobs naming their AnalysisRun.
+pub const ANNOTATION_ANALYSIS_RUN_NAME: &str = "analysisrun.argoproj.io/name";
+/// Annotation on analysis Jobs with the namespace of their AnalysisRun.
+pub const ANNOTATION_ANALYSIS_RUN_NAMESPACE: &str = "analysisrun.argoproj.io/namespace";
+/// Annotation on analysis Jobs naming the metric they measure.
+pub const ANNOTATION_ANALYSIS_RUN_METRIC_NAME: &str = "analysisrun.argoproj.io/metric-name";
+/// Measurement `metadata` key with the name of the Job of a Job metric.
+pub const MEASUREMENT_METADATA_JOB_NAME: &str = "job-name";
+/// Measurement `metadata` key with the namespace of the Job of a Job metric.
+pub const MEASUREMENT_METADATA_JOB_NAMESPACE: &str = "job-namespace";

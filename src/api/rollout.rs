@@ -5,13 +5,15 @@
 use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
 
-use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::CustomResource;
-use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::crd::{atomic_map, drop_default, free_form_object, pod_template_schema};
 
 // =============================================================================================
 // Spec
@@ -1281,118 +1283,6 @@ pub struct RolloutDurationStatus {
     /// `FastRolledBack`. May be set before `finishedAt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_status: Option<String>,
-}
-
-// =============================================================================================
-// Schema helpers
-// =============================================================================================
-
-/// Removes the `default` schemars derives from `#[serde(default)]`: the apiserver would write
-/// it into stored objects, which Argo's CRD does not do.
-fn drop_default(schema: &mut Schema) {
-    if let Some(obj) = schema.as_object_mut() {
-        obj.remove("default");
-    }
-}
-
-/// Marks an object as replaced as a whole by server-side apply, as Kubernetes does for label
-/// selectors.
-fn atomic_map(schema: &mut Schema) {
-    if let Some(obj) = schema.as_object_mut() {
-        obj.insert("x-kubernetes-map-type".into(), "atomic".into());
-    }
-}
-
-/// Schema of a free-form JSON object (plugin configuration and status).
-fn free_form_object(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({
-        "type": "object",
-        "x-kubernetes-preserve-unknown-fields": true,
-    })
-}
-
-/// Schema of `spec.template`, loosened the way Argo's CRD is so that every manifest Argo
-/// accepts is accepted here too:
-/// - `metadata` only declares `labels` and `annotations` (other keys are pruned);
-/// - resource `limits`/`requests` keep any keys and values (`cpu: 1`, `memory: invalid`);
-/// - `volumes` items keep unknown fields, as in Argo's CRD;
-/// - `ephemeralContainers` items keep unknown fields: pods cannot be created with them anyway,
-///   and leaving out their schema keeps the CRD under the 256 KiB that client-side
-///   `kubectl apply` can store in its last-applied annotation (Argo's CRD is over it);
-/// - names Kubernetes calls "effectively required" but allows empty are not required.
-fn pod_template_schema(generator: &mut SchemaGenerator) -> Schema {
-    let mut spec = PodSpec::json_schema(generator).to_value();
-    loosen_pod_spec(&mut spec);
-    let string_map = json_schema!({
-        "type": "object",
-        "additionalProperties": { "type": "string" },
-    });
-    json_schema!({
-        "type": "object",
-        "properties": {
-            "metadata": {
-                "description": "Labels and annotations of the pods. Other metadata fields are dropped.",
-                "type": "object",
-                "properties": {
-                    "labels": string_map.clone(),
-                    "annotations": string_map,
-                },
-            },
-            "spec": spec,
-        },
-    })
-}
-
-fn loosen_pod_spec(spec: &mut Value) {
-    for list in ["volumes", "ephemeralContainers"] {
-        if let Some(field) = spec.pointer_mut(&format!("/properties/{list}")) {
-            let description = field.get("description").cloned();
-            *field = serde_json::json!({
-                "type": "array",
-                "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true },
-            });
-            if let (Some(d), Some(obj)) = (description, field.as_object_mut()) {
-                obj.insert("description".into(), d);
-            }
-        }
-    }
-    loosen_walk(spec);
-}
-
-fn loosen_walk(node: &mut Value) {
-    let Some(obj) = node.as_object_mut() else {
-        if let Some(items) = node.as_array_mut() {
-            items.iter_mut().for_each(loosen_walk);
-        }
-        return;
-    };
-    // resource requirements: any map of quantities, kept as written
-    if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut)
-        && props.contains_key("limits")
-        && props.contains_key("requests")
-    {
-        for key in ["limits", "requests"] {
-            if let Some(p) = props.get_mut(key).and_then(Value::as_object_mut) {
-                p.remove("additionalProperties");
-                p.insert("type".into(), "object".into());
-                p.insert("x-kubernetes-preserve-unknown-fields".into(), true.into());
-            }
-        }
-    }
-    // "effectively required" names are allowed to be empty or absent by Kubernetes
-    let lax_name = obj
-        .get("properties")
-        .and_then(|p| p.get("name"))
-        .and_then(|n| n.get("description"))
-        .and_then(Value::as_str)
-        .is_some_and(|d| d.contains("effectively required"));
-    if lax_name && let Some(required) = obj.get_mut("required").and_then(Value::as_array_mut) {
-        required.retain(|r| r != "name");
-        if required.is_empty() {
-            obj.remove("required");
-        }
-    }
-    obj.values_mut().for_each(loosen_walk);
 }
 
 // =============================================================================================

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Map, Value, json};
@@ -13,6 +13,7 @@ use tokio::sync::Mutex;
 use tracing::{info, warn};
 
 use super::{Context, Error};
+use crate::api::analysis::AnalysisRun;
 use crate::api::consts::ANNOTATION_REVISION;
 use crate::api::rollout::Rollout;
 use crate::rollout::plan::{FIELD_MANAGER, Plan};
@@ -101,7 +102,7 @@ pub async fn apply(ctx: &Context, ro: &Rollout, ns: &str, plan: &Plan) -> Result
     let name = ro.name_any();
 
     if let Some(rs) = &plan.create {
-        ctx.limiter.acquire().await;
+        ctx.write_permit().await;
         let rs_name = rs.name_any();
         rs_api
             .patch(
@@ -120,7 +121,7 @@ pub async fn apply(ctx: &Context, ro: &Rollout, ns: &str, plan: &Plan) -> Result
         if let Some(r) = u.replicas {
             patch["spec"] = json!({ "replicas": r });
         }
-        ctx.limiter.acquire().await;
+        ctx.write_permit().await;
         match rs_api
             .patch(&u.name, &params(), &Patch::Merge(&patch))
             .await
@@ -133,16 +134,52 @@ pub async fn apply(ctx: &Context, ro: &Rollout, ns: &str, plan: &Plan) -> Result
         }
     }
     for d in &plan.deletes {
-        ctx.limiter.acquire().await;
+        ctx.write_permit().await;
         match rs_api.delete(d, &DeleteParams::background()).await {
             Ok(_) => info!(replicaset = %d, "deleted old ReplicaSet (revision history limit)"),
             Err(e) if not_found(&e) => {}
             Err(e) => return Err(e.into()),
         }
     }
+    if !plan.create_runs.is_empty()
+        || !plan.terminate_runs.is_empty()
+        || !plan.delete_runs.is_empty()
+    {
+        let runs: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), ns);
+        for run in &plan.create_runs {
+            ctx.limiter.acquire().await;
+            let n = run.name_any();
+            runs.create(
+                &PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..PostParams::default()
+                },
+                run,
+            )
+            .await?;
+            info!(analysisrun = %n, "created AnalysisRun");
+        }
+        for n in &plan.terminate_runs {
+            ctx.limiter.acquire().await;
+            let patch = json!({ "spec": { "terminate": true } });
+            match runs.patch(n, &params(), &Patch::Merge(&patch)).await {
+                Ok(_) => info!(analysisrun = %n, "terminated AnalysisRun"),
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for n in &plan.delete_runs {
+            ctx.limiter.acquire().await;
+            match runs.delete(n, &DeleteParams::background()).await {
+                Ok(_) => info!(analysisrun = %n, "deleted AnalysisRun (history limit)"),
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     let mut resource_version = ro.resource_version();
     if let Some(rev) = &plan.rollout_revision {
-        ctx.limiter.acquire().await;
+        ctx.write_permit().await;
         let patch = json!({ "metadata": { "annotations": { ANNOTATION_REVISION: rev } } });
         let updated = ro_api
             .patch(&name, &params(), &Patch::Merge(&patch))
@@ -157,10 +194,16 @@ pub async fn apply(ctx: &Context, ro: &Rollout, ns: &str, plan: &Plan) -> Result
             if let Some(rv) = resource_version {
                 patch["metadata"] = json!({ "resourceVersion": rv });
             }
-            ctx.limiter.acquire().await;
-            ro_api
+            ctx.write_permit().await;
+            if let Err(e) = ro_api
                 .patch_status(&name, &params(), &Patch::Merge(&patch))
-                .await?;
+                .await
+            {
+                if !matches!(&e, kube::Error::Api(s) if s.code == 409) {
+                    warn!(patch = %patch["status"], "status patch refused");
+                }
+                return Err(e.into());
+            }
             info!(patch = %patch["status"], "patched status");
         }
     }
@@ -179,6 +222,8 @@ pub async fn apply(ctx: &Context, ro: &Rollout, ns: &str, plan: &Plan) -> Result
                 secondary: None,
             };
             info!(reason = %ev.reason, "{}", ev.message);
+            let type_ = if ev.warning { "Warning" } else { "Normal" };
+            ctx.settings.metrics.event(ns, &name, type_, &ev.reason);
             if let Err(e) = ctx.recorder.publish(&event, &reference).await {
                 // An event is informational: never fail a reconcile for it.
                 warn!("could not record event {}: {e}", ev.reason);

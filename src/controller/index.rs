@@ -1,20 +1,37 @@
-//! An owner index over the ReplicaSet cache, so a reconcile finds its ReplicaSets without
-//! scanning every cached ReplicaSet (which would make a full resync quadratic).
+//! An owner index over a reflector cache, so a reconcile finds its children without scanning
+//! every cached object (which would make a full resync quadratic).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Event;
+use kube::{Resource, ResourceExt};
 
 type Key = (String, String); // (namespace, owner uid)
 
-/// Maps a controller owner uid to the names of the ReplicaSets it owns.
-#[derive(Clone, Default)]
-pub struct OwnerIndex {
+/// Maps a controller owner uid to the names of the objects it owns.
+pub struct OwnerIndex<K> {
     inner: Arc<RwLock<Maps>>,
+    _kind: std::marker::PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for OwnerIndex<K> {
+    fn clone(&self) -> Self {
+        OwnerIndex {
+            inner: self.inner.clone(),
+            _kind: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<K> Default for OwnerIndex<K> {
+    fn default() -> Self {
+        OwnerIndex {
+            inner: Arc::default(),
+            _kind: std::marker::PhantomData,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -25,25 +42,28 @@ struct Maps {
     relist: Option<HashMap<Key, BTreeSet<String>>>,
 }
 
-fn owner_key(rs: &ReplicaSet) -> Option<Key> {
-    let owner = rs
+fn owner_key<K: Resource>(obj: &K) -> Option<Key> {
+    let owner = obj
         .owner_references()
         .iter()
         .find(|o| o.controller == Some(true))?;
-    Some((rs.namespace().unwrap_or_default(), owner.uid.clone()))
+    Some((obj.namespace().unwrap_or_default(), owner.uid.clone()))
 }
 
-impl OwnerIndex {
+impl<K> OwnerIndex<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
     /// Feed a watcher event.
-    pub fn observe(&self, ev: &Event<ReplicaSet>) {
+    pub fn observe(&self, ev: &Event<K>) {
         let Ok(mut maps) = self.inner.write() else {
             return;
         };
         match ev {
             Event::Init => maps.relist = Some(HashMap::new()),
-            Event::InitApply(rs) => {
-                if let Some(k) = owner_key(rs) {
-                    let name = rs.name_any();
+            Event::InitApply(obj) => {
+                if let Some(k) = owner_key(obj) {
+                    let name = obj.name_any();
                     maps.live.entry(k.clone()).or_default().insert(name.clone());
                     if let Some(r) = maps.relist.as_mut() {
                         r.entry(k).or_default().insert(name);
@@ -55,16 +75,16 @@ impl OwnerIndex {
                     maps.live = r;
                 }
             }
-            Event::Apply(rs) => {
-                if let Some(k) = owner_key(rs) {
-                    maps.live.entry(k).or_default().insert(rs.name_any());
+            Event::Apply(obj) => {
+                if let Some(k) = owner_key(obj) {
+                    maps.live.entry(k).or_default().insert(obj.name_any());
                 }
             }
-            Event::Delete(rs) => {
-                if let Some(k) = owner_key(rs)
+            Event::Delete(obj) => {
+                if let Some(k) = owner_key(obj)
                     && let Some(set) = maps.live.get_mut(&k)
                 {
-                    set.remove(&rs.name_any());
+                    set.remove(&obj.name_any());
                     if set.is_empty() {
                         maps.live.remove(&k);
                     }
@@ -73,8 +93,8 @@ impl OwnerIndex {
         }
     }
 
-    /// The cached ReplicaSets whose controller is the object with `uid`.
-    pub fn owned_by(&self, store: &Store<ReplicaSet>, ns: &str, uid: &str) -> Vec<ReplicaSet> {
+    /// The cached objects whose controller is the object with `uid`.
+    pub fn owned_by(&self, store: &Store<K>, ns: &str, uid: &str) -> Vec<K> {
         let key = (ns.to_string(), uid.to_string());
         let names: Vec<String> = match self.inner.read() {
             Ok(maps) => maps
@@ -87,8 +107,8 @@ impl OwnerIndex {
         names
             .iter()
             .filter_map(|name| store.get(&ObjectRef::new(name).within(ns)))
-            .filter(|rs| owner_key(rs).as_ref() == Some(&key))
-            .map(|rs| (*rs).clone())
+            .filter(|obj| owner_key(obj.as_ref()).as_ref() == Some(&key))
+            .map(|obj| (*obj).clone())
             .collect()
     }
 }

@@ -1,9 +1,11 @@
 //! The I/O shell around the pure planner: watches (label-filtered), the reconcile loop
 //! (observe → plan → apply), the error policy and the health/metrics endpoint.
 
+pub mod analysis;
 pub mod apply;
 pub mod error;
 pub mod index;
+pub mod leader;
 pub mod server;
 
 use std::collections::HashMap;
@@ -13,17 +15,19 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
+use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use crate::api::consts::{LABEL_CONTROLLER_INSTANCE_ID, LABEL_POD_TEMPLATE_HASH};
 use crate::api::rollout::Rollout;
-use crate::rollout::{Observed, plan};
+use crate::rollout::observed::referenced_templates;
+use crate::rollout::{plan, Observed};
 pub use error::Error;
 use index::OwnerIndex;
 
@@ -42,6 +46,10 @@ pub struct Settings {
     pub burst: u32,
     /// Requeue every Rollout at least this often (Argo's resync).
     pub resync: Duration,
+    /// Whether this replica holds the leader lease: only the leader reconciles and writes.
+    pub leadership: leader::Leadership,
+    /// The controller's own metrics (reconcile timings, errors, events, rollout gauges).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Default for Settings {
@@ -53,6 +61,8 @@ impl Default for Settings {
             qps: 40.0,
             burst: 80,
             resync: Duration::from_secs(900),
+            leadership: leader::Leadership::always(),
+            metrics: Arc::default(),
         }
     }
 }
@@ -62,12 +72,28 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub replica_sets: Store<ReplicaSet>,
-    pub owners: OwnerIndex,
+    pub owners: OwnerIndex<ReplicaSet>,
+    pub runs: Store<AnalysisRun>,
+    pub run_owners: OwnerIndex<AnalysisRun>,
+    pub templates: Store<AnalysisTemplate>,
+    pub cluster_templates: Option<Store<ClusterAnalysisTemplate>>,
     pub limiter: apply::RateLimiter,
     pub settings: Settings,
     failures: Mutex<HashMap<ObjectRef<Rollout>, u32>>,
     /// Flipped once the caches have synced; `/readyz` reports it.
     pub ready: Arc<AtomicBool>,
+}
+
+impl Context {
+    /// Wait for the write rate limiter, then make sure this replica still leads. A replica that
+    /// lost the lease never writes again: the write waits here until the process exits.
+    pub async fn write_permit(&self) {
+        self.limiter.acquire().await;
+        if !self.settings.leadership.is_leading() {
+            warn!("not the leader any more; holding the write until the process exits");
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 fn instance_selector(instance_id: &str) -> String {
@@ -88,7 +114,23 @@ where
     }
 }
 
-/// Run the Rollout controller until `shutdown` resolves.
+/// Flags `synced` once the watcher has listed everything. A Controller's main store must not be
+/// awaited with `Store::wait_until_ready` by anyone else: kube's readiness signal wakes only the
+/// last waiter, so a second one can leave the Controller's runner (or the other waiter) parked
+/// forever. Readiness of such a store is read off its watch stream instead.
+fn mark_synced<K>(synced: &AtomicBool, e: Event<K>) -> Event<K> {
+    if matches!(e, Event::InitDone) {
+        synced.store(true, Ordering::SeqCst);
+    }
+    e
+}
+
+/// Drop managedFields from cached objects: they are never read and dominate object size.
+fn slim<K: Resource>(ev: Event<K>) -> Event<K> {
+    ev.modify(|o| o.meta_mut().managed_fields = None)
+}
+
+/// Run the Rollout and AnalysisRun controllers until `shutdown` resolves.
 pub async fn run(
     client: Client,
     settings: Settings,
@@ -102,98 +144,216 @@ pub async fn run(
     let owners = OwnerIndex::default();
     let (rs_reader, rs_writer) = reflector::store();
     let rs_index = owners.clone();
-    let rs_stream = watcher(
-        replica_sets,
-        watcher::Config::default().labels(LABEL_POD_TEMPLATE_HASH),
-    )
-    .map(move |ev| {
-        ev.map(|e| {
-            let e = e.modify(|rs| {
-                rs.meta_mut().managed_fields = None;
-            });
-            rs_index.observe(&e);
-            e
+    let rs_stream = watcher::watcher(replica_sets, watcher::Config::default().labels(LABEL_POD_TEMPLATE_HASH))
+        .map(move |ev| {
+            ev.map(|e| {
+                let e = slim(e);
+                rs_index.observe(&e);
+                e
+            })
         })
-    })
-    .default_backoff()
-    .reflect(rs_writer)
-    .touched_objects();
+        .default_backoff()
+        .reflect(rs_writer)
+        .touched_objects();
 
     let (ro_reader, ro_writer) = reflector::store();
-    let ro_stream = watcher(
+    settings.metrics.watch_rollouts(ro_reader.clone());
+    let (ro_synced, ar_synced) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (ro_flag, ar_flag) = (ro_synced.clone(), ar_synced.clone());
+    let ro_stream = watcher::watcher(
         rollouts,
         watcher::Config::default().labels(&instance_selector(&settings.instance_id)),
     )
-    .map(|ev| ev.map(|e| e.modify(|ro: &mut Rollout| ro.meta_mut().managed_fields = None)))
+    .map(move |ev| ev.map(|e| slim(mark_synced(&ro_flag, e))))
     .default_backoff()
     .reflect(ro_writer)
     .touched_objects();
+
+    // AnalysisRuns feed two controllers (the Rollout's, to react to phases, and their own).
+    let run_owners = OwnerIndex::default();
+    let (ar_reader, ar_writer) = reflector::store_shared(1024);
+    let (Some(ar_for_rollouts), Some(ar_for_runs)) = (ar_writer.subscribe(), ar_writer.subscribe()) else {
+        warn!("cannot subscribe to the AnalysisRun cache");
+        return;
+    };
+    let ar_index = run_owners.clone();
+    let ar_driver = watcher::watcher(api::<AnalysisRun>(&client, &settings.namespace), watcher::Config::default())
+        .map(move |ev| {
+            ev.map(|e| {
+                let e = slim(mark_synced(&ar_flag, e));
+                ar_index.observe(&e);
+                e
+            })
+        })
+        .default_backoff()
+        .reflect_shared(ar_writer)
+        .for_each(|_| async {});
+
+    // Templates, to build runs; a template appearing re-triggers the Rollouts that name it.
+    let (at_reader, at_writer) = reflector::store();
+    let at_stream = watcher::watcher(api::<AnalysisTemplate>(&client, &settings.namespace), watcher::Config::default())
+        .map(|ev| ev.map(slim))
+        .default_backoff()
+        .reflect(at_writer)
+        .touched_objects();
+    let (cat_reader, cat_stream) = if settings.namespace.is_none() {
+        let (r, w) = reflector::store();
+        let s = watcher::watcher(Api::<ClusterAnalysisTemplate>::all(client.clone()), watcher::Config::default())
+            .map(|ev| ev.map(slim))
+            .default_backoff()
+            .reflect(w)
+            .touched_objects();
+        (Some(r), Some(s))
+    } else {
+        (None, None)
+    };
 
     let reporter = Reporter {
         controller: "sluice-controller".into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    let recorder = Recorder::new(client.clone(), reporter);
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: recorder.clone(),
         client: client.clone(),
         replica_sets: rs_reader.clone(),
         owners,
+        runs: ar_reader.clone(),
+        run_owners,
+        templates: at_reader.clone(),
+        cluster_templates: cat_reader.clone(),
         limiter: apply::RateLimiter::new(settings.qps, settings.burst),
         failures: Mutex::new(HashMap::new()),
         ready: ready.clone(),
         settings: settings.clone(),
     });
 
-    let ro_ready = ro_reader.clone();
+    let at_ready = at_reader.clone();
     tokio::spawn(async move {
-        let (a, b) = tokio::join!(ro_ready.wait_until_ready(), rs_reader.wait_until_ready());
-        if a.is_ok() && b.is_ok() {
+        // The Rollout and AnalysisRun stores are Controllers' main stores: see `mark_synced`.
+        let (b, d) = tokio::join!(rs_reader.wait_until_ready(), at_ready.wait_until_ready());
+        while !(ro_synced.load(Ordering::SeqCst) && ar_synced.load(Ordering::SeqCst)) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if b.is_ok() && d.is_ok() {
             ready.store(true, Ordering::SeqCst);
             info!("caches synced");
         }
     });
 
-    Controller::for_stream(ro_stream, ro_reader)
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let template_owner = |ro_store: Store<Rollout>, cluster: bool| {
+        move |name: String, ns: Option<String>| -> Vec<ObjectRef<Rollout>> {
+            ro_store
+                .state()
+                .iter()
+                .filter(|ro| cluster || ro.namespace() == ns)
+                .filter(|ro| {
+                    let (n, c) = referenced_templates(ro);
+                    if cluster { c.contains(&name) } else { n.contains(&name) }
+                })
+                .map(|ro| ObjectRef::from_obj(ro.as_ref()))
+                .collect()
+        }
+    };
+    let at_map = template_owner(ro_reader.clone(), false);
+    let mut rollout_controller = Controller::for_stream(ro_stream, ro_reader.clone())
         .owns_stream(rs_stream)
+        .reconcile_all_on(settings.leadership.acquired())
+        .owns_shared_stream(ar_for_rollouts)
+        .watches_stream(at_stream, move |t: AnalysisTemplate| at_map(t.name_any(), t.namespace()));
+    if let Some(s) = cat_stream {
+        let cat_map = template_owner(ro_reader.clone(), true);
+        rollout_controller =
+            rollout_controller.watches_stream(s, move |t: ClusterAnalysisTemplate| cat_map(t.name_any(), None));
+    }
+    let rollouts = rollout_controller
         .with_config(ControllerConfig::default().concurrency(settings.threads))
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(stopped())
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
             match res {
                 Ok((obj, _)) => debug!(rollout = %obj, "reconciled"),
                 Err(e) => debug!("reconcile failed: {e}"),
             }
-        })
-        .await;
-}
-
-fn watcher<K>(
-    api: Api<K>,
-    cfg: watcher::Config,
-) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-{
-    watcher::watcher(api, cfg)
+        });
+    {
+        let source = ar_reader.clone();
+        settings.metrics.set_analysis_source(move || {
+            source.state().iter().map(|r| crate::metrics::analysis_run_sample(r)).collect()
+        });
+    }
+    // Only the leader runs the AnalysisRun controller (it writes). A standby drains the shared
+    // stream, so the reflector never blocks on it; on takeover every cached run is reconciled.
+    let (leadership, runs_store, runs_stop) = (settings.leadership.clone(), ar_reader.clone(), stopped());
+    let (runs_client, runs_ns, runs_shutdown) = (client.clone(), settings.namespace.clone(), stopped());
+    let runs = async move {
+        let mut handle = ar_for_runs;
+        {
+            let drain = async { while handle.next().await.is_some() {} };
+            tokio::select! {
+                _ = leadership.wait_leading() => {}
+                _ = drain => return,
+                _ = runs_stop => return,
+            }
+        }
+        let cached = futures::stream::iter(runs_store.state());
+        analysis::run(runs_client, runs_ns, cached.chain(handle), ar_reader, recorder, runs_shutdown).await;
+    };
+    let driver = tokio::spawn(ar_driver);
+    let stopper = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    tokio::join!(rollouts, runs, stopper);
+    driver.abort();
 }
 
 /// Observe → plan → apply for one Rollout.
-#[tracing::instrument(skip_all, fields(namespace = %ro.namespace().unwrap_or_default(), name = %ro.name_any()))]
+#[tracing::instrument(skip_all, fields(namespace = %ro.namespace().unwrap_or_default(), rollout = %ro.name_any()))]
 async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.settings.leadership.is_leading() {
+        // A standby keeps its caches warm but never writes; it reconciles everything on takeover.
+        return Ok(Action::await_change());
+    }
+    let _timer = ctx.settings.metrics.reconcile_timer(&ro);
     let ns = ro
         .namespace()
         .ok_or_else(|| Error::MissingNamespace(ro.name_any()))?;
     if ro.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let owned = ctx
-        .owners
-        .owned_by(&ctx.replica_sets, &ns, ro.uid().as_deref().unwrap_or(""));
+    let uid = ro.uid().unwrap_or_default();
+    let owned = ctx.owners.owned_by(&ctx.replica_sets, &ns, &uid);
+    let runs = ctx.run_owners.owned_by(&ctx.runs, &ns, &uid);
+    let (names, cluster_names) = referenced_templates(&ro);
+    let templates: Vec<AnalysisTemplate> = names
+        .iter()
+        .filter_map(|n| ctx.templates.get(&ObjectRef::new(n).within(&ns)))
+        .map(|t| (*t).clone())
+        .collect();
+    let cluster_templates: Vec<ClusterAnalysisTemplate> = match &ctx.cluster_templates {
+        Some(store) => cluster_names
+            .iter()
+            .filter_map(|n| store.get(&ObjectRef::new(n)))
+            .map(|t| (*t).clone())
+            .collect(),
+        None => Vec::new(),
+    };
     let now = jiff::Timestamp::now();
     let plan = plan(
         &Observed {
             rollout: &ro,
             replica_sets: &owned,
+            analysis_runs: &runs,
+            templates: &templates,
+            cluster_templates: &cluster_templates,
         },
         now,
     );
@@ -217,6 +377,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
 }
 
 fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.settings.metrics.reconcile_error(&ro);
     let key = ObjectRef::from_obj(ro.as_ref());
     let failures = ctx
         .failures
@@ -231,7 +392,7 @@ fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
     let after = err.retry_after(failures - 1, seed);
     warn!(
         namespace = %ro.namespace().unwrap_or_default(),
-        name = %ro.name_any(),
+        rollout = %ro.name_any(),
         category = err.category(),
         retry_in_ms = after.as_millis() as u64,
         "reconcile failed: {err}"

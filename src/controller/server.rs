@@ -1,5 +1,7 @@
-//! A minimal HTTP endpoint for `/healthz`, `/readyz` and `/metrics`. The metrics registry is
-//! rendered by a caller-supplied function so this module stays transport only.
+//! A minimal HTTP endpoint for `/healthz`, `/readyz` (on `--healthz-port`) and `/metrics` (on
+//! `--metrics-port`). The metrics registry is rendered by a caller-supplied function so this module
+//! stays transport only. Readiness means "caches synced", on a standby as on the leader, so both
+//! replicas sit behind the metrics Service.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,11 +10,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tracing::warn;
 
+/// Which paths a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Serve {
+    /// `/healthz`, `/livez`, `/readyz`.
+    Health,
+    /// `/metrics`.
+    Metrics,
+    /// Everything (when both ports are the same).
+    All,
+}
+
 /// What the server answers with.
 #[derive(Clone)]
 pub struct Endpoints {
     pub ready: Arc<AtomicBool>,
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    pub serve: Serve,
 }
 
 fn response(code: u16, reason: &str, content_type: &str, body: &str) -> String {
@@ -26,9 +40,11 @@ fn response(code: u16, reason: &str, content_type: &str, body: &str) -> String {
 pub fn route(request_line: &str, ep: &Endpoints) -> String {
     let path = request_line.split_whitespace().nth(1).unwrap_or("/");
     let path = path.split('?').next().unwrap_or(path);
+    let health = ep.serve != Serve::Metrics;
+    let metrics = ep.serve != Serve::Health;
     match path {
-        "/healthz" | "/livez" => response(200, "OK", "text/plain", "ok\n"),
-        "/readyz" => {
+        "/healthz" | "/livez" if health => response(200, "OK", "text/plain", "ok\n"),
+        "/readyz" if health => {
             if ep.ready.load(Ordering::SeqCst) {
                 response(200, "OK", "text/plain", "ok\n")
             } else {
@@ -40,12 +56,7 @@ pub fn route(request_line: &str, ep: &Endpoints) -> String {
                 )
             }
         }
-        "/metrics" => response(
-            200,
-            "OK",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            &(ep.metrics)(),
-        ),
+        "/metrics" if metrics => response(200, "OK", crate::metrics::CONTENT_TYPE, &(ep.metrics)()),
         _ => response(404, "Not Found", "text/plain", "not found\n"),
     }
 }
@@ -81,15 +92,23 @@ mod tests {
 
     #[test]
     fn routes() {
-        let ep = Endpoints {
+        let mut ep = Endpoints {
             ready: Arc::new(AtomicBool::new(false)),
             metrics: Arc::new(|| "x 1\n".to_string()),
+            serve: Serve::All,
         };
         assert!(route("GET /healthz HTTP/1.1", &ep).starts_with("HTTP/1.1 200"));
         assert!(route("GET /readyz HTTP/1.1", &ep).starts_with("HTTP/1.1 503"));
         ep.ready.store(true, Ordering::SeqCst);
         assert!(route("GET /readyz HTTP/1.1", &ep).starts_with("HTTP/1.1 200"));
         assert!(route("GET /metrics HTTP/1.1", &ep).ends_with("x 1\n"));
+        assert!(route("GET /metrics HTTP/1.1", &ep).contains("text/plain; version=0.0.4"));
         assert!(route("GET /nope HTTP/1.1", &ep).starts_with("HTTP/1.1 404"));
+        ep.serve = Serve::Health;
+        assert!(route("GET /metrics HTTP/1.1", &ep).starts_with("HTTP/1.1 404"));
+        assert!(route("GET /healthz HTTP/1.1", &ep).starts_with("HTTP/1.1 200"));
+        ep.serve = Serve::Metrics;
+        assert!(route("GET /metrics HTTP/1.1", &ep).starts_with("HTTP/1.1 200"));
+        assert!(route("GET /readyz HTTP/1.1", &ep).starts_with("HTTP/1.1 404"));
     }
 }

@@ -1,9 +1,11 @@
 //! The pure planning core: no kube client, no async, no clock reads.
 
+pub mod analysis;
 pub mod hash;
 pub mod observed;
 pub mod plan;
 pub mod replicas;
+pub mod sanitize;
 pub mod status;
 pub mod validation;
 

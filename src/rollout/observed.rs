@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 
+use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use crate::api::consts::*;
 use crate::api::rollout::Rollout;
 use crate::rollout::replicas::RsCounts;
@@ -15,6 +16,54 @@ pub struct Observed<'a> {
     pub rollout: &'a Rollout,
     /// ReplicaSets whose controller owner reference is this Rollout.
     pub replica_sets: &'a [ReplicaSet],
+    /// AnalysisRuns whose controller owner reference is this Rollout.
+    pub analysis_runs: &'a [AnalysisRun],
+    /// The AnalysisTemplates the Rollout references (those that exist).
+    pub templates: &'a [AnalysisTemplate],
+    /// The ClusterAnalysisTemplates the Rollout references (those that exist).
+    pub cluster_templates: &'a [ClusterAnalysisTemplate],
+}
+
+impl<'a> Observed<'a> {
+    /// A Rollout and its ReplicaSets, with no analysis objects.
+    pub fn new(rollout: &'a Rollout, replica_sets: &'a [ReplicaSet]) -> Self {
+        Observed {
+            rollout,
+            replica_sets,
+            analysis_runs: &[],
+            templates: &[],
+            cluster_templates: &[],
+        }
+    }
+}
+
+/// The analysis templates a Rollout references: (namespaced names, cluster-scoped names).
+pub fn referenced_templates(ro: &Rollout) -> (Vec<String>, Vec<String>) {
+    let mut ns = Vec::new();
+    let mut cluster = Vec::new();
+    let Some(canary) = ro.spec.strategy.canary.as_ref() else {
+        return (ns, cluster);
+    };
+    let step_refs = canary
+        .steps
+        .iter()
+        .flatten()
+        .filter_map(|s| s.analysis.as_ref());
+    let bg = canary.analysis.as_ref().map(|b| &b.rollout_analysis);
+    for a in step_refs.chain(bg) {
+        for t in a.templates.iter().flatten() {
+            let name = t.template_name.clone().unwrap_or_default();
+            let list = if t.cluster_scope.unwrap_or(false) {
+                &mut cluster
+            } else {
+                &mut ns
+            };
+            if !list.contains(&name) {
+                list.push(name);
+            }
+        }
+    }
+    (ns, cluster)
 }
 
 /// Read-only accessors over a ReplicaSet, with Kubernetes' defaults applied.

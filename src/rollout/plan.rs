@@ -10,14 +10,18 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 
+use crate::api::analysis::AnalysisRun;
 use crate::api::consts::*;
 use crate::api::rollout::{CanaryStep, PauseCondition, Rollout, RolloutStatus};
+use crate::rollout::analysis::{AnalysisInputs, reconcile_analysis};
 use crate::rollout::hash::{json_hash, pod_template_hash, templates_match};
+use crate::rollout::observed::referenced_templates;
 use crate::rollout::observed::{Observed, RsExt};
 use crate::rollout::replicas::{
     BasicCanaryInput, RsCounts, at_desired_counts_basic, basic_canary_counts, resolve_fenceposts,
     scale_down_older,
 };
+use crate::rollout::sanitize::sanitize_template;
 use crate::rollout::status::*;
 use crate::rollout::validation::{invalid_spec_message, validate};
 use crate::time::{add_seconds, int_or_string_display, k8s_time, pause_duration_seconds, until};
@@ -35,6 +39,12 @@ pub struct Plan {
     pub rollout_revision: Option<String>,
     /// The new status, when it differs from the observed one.
     pub status: Option<RolloutStatus>,
+    /// AnalysisRuns to create.
+    pub create_runs: Vec<AnalysisRun>,
+    /// AnalysisRuns to stop (`spec.terminate: true`).
+    pub terminate_runs: Vec<String>,
+    /// AnalysisRuns to delete (history limits).
+    pub delete_runs: Vec<String>,
     /// Kubernetes events to record.
     pub events: Vec<PlannedEvent>,
     /// When to look again even if nothing changes (pause expiry, progress deadline).
@@ -49,6 +59,9 @@ impl Plan {
             && self.deletes.is_empty()
             && self.rollout_revision.is_none()
             && self.status.is_none()
+            && self.create_runs.is_empty()
+            && self.terminate_runs.is_empty()
+            && self.delete_runs.is_empty()
             && self.events.is_empty()
     }
 }
@@ -102,12 +115,43 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
         );
         return plan_invalid(ro, &prev, &generation, &msg, now);
     }
+    if let Some(msg) = missing_template(obs) {
+        let name = ro.metadata.name.as_deref().unwrap_or("");
+        let msg = format!("The Rollout \"{name}\" is invalid: {msg}");
+        return plan_invalid(ro, &prev, &generation, &msg, now);
+    }
     if prev.observed_generation.as_deref() == Some(generation.as_str())
         && let Some(p) = check_paused_conditions(ro, &prev, now)
     {
         return p;
     }
     Canary::new(obs, prev, generation, now).run()
+}
+
+/// Argo's reference validation: every analysis template the Rollout names must exist.
+fn missing_template(obs: &Observed) -> Option<String> {
+    let (ns, cluster) = referenced_templates(obs.rollout);
+    for n in ns {
+        if !obs
+            .templates
+            .iter()
+            .any(|t| t.metadata.name.as_deref() == Some(n.as_str()))
+        {
+            return Some(format!("AnalysisTemplate.argoproj.io \"{n}\" not found"));
+        }
+    }
+    for n in cluster {
+        if !obs
+            .cluster_templates
+            .iter()
+            .any(|t| t.metadata.name.as_deref() == Some(n.as_str()))
+        {
+            return Some(format!(
+                "ClusterAnalysisTemplate.argoproj.io \"{n}\" not found"
+            ));
+        }
+    }
+    None
 }
 
 fn plan_invalid(
@@ -289,6 +333,9 @@ struct Canary<'a> {
     remove_abort: bool,
     plan: Plan,
     requeue: Vec<Duration>,
+    obs: &'a Observed<'a>,
+    /// The current step's AnalysisRun completed Successful.
+    step_analysis_successful: bool,
 }
 
 impl<'a> Canary<'a> {
@@ -303,6 +350,7 @@ impl<'a> Canary<'a> {
             .unwrap_or(&[]);
         let all: Vec<&ReplicaSet> = obs.replica_sets.iter().collect();
         let template = ro.spec.template.clone().unwrap_or_default();
+        let (template, _) = sanitize_template(&template);
         let want_hash = pod_template_hash(&template, prev.collision_count);
         let alive = || all.iter().copied().filter(|rs| !rs.deleting());
         // Our own ReplicaSets carry our hash; one created by Argo Rollouts (another hash function)
@@ -373,6 +421,8 @@ impl<'a> Canary<'a> {
             remove_abort: false,
             plan: Plan::default(),
             requeue: Vec::new(),
+            obs,
+            step_analysis_successful: false,
         }
     }
 
@@ -461,11 +511,67 @@ impl<'a> Canary<'a> {
         }
 
         self.gc_history();
-        let scaled = self.scale();
-        if !scaled {
-            self.reconcile_pause();
+        if let Err(msg) = self.reconcile_analysis(&mut st) {
+            let name = self.ro.metadata.name.clone().unwrap_or_default();
+            let msg = format!("The Rollout \"{name}\" is invalid: {msg}");
+            return plan_invalid(self.ro, &self.prev, &self.generation, &msg, self.now);
+        }
+        if self.add_pause.is_empty() {
+            let scaled = self.scale();
+            if !scaled {
+                self.reconcile_pause();
+            }
         }
         self.sync_status(st)
+    }
+
+    /// Argo's `reconcileAnalysisRuns`: create, cancel and collect AnalysisRuns; a run's phase may
+    /// pause (Inconclusive) or abort (Failed, Error) the rollout.
+    fn reconcile_analysis(&mut self, st: &mut RolloutStatus) -> Result<(), String> {
+        let p = &self.prev;
+        let stable = self.stable_hash().to_string();
+        let fully_promoted =
+            !stable.is_empty() && p.current_pod_hash.as_deref() == Some(stable.as_str());
+        let cancel_all = fully_promoted
+            || self.aborted()
+            || p.promote_full.unwrap_or(false)
+            || stable == self.new_hash
+            || self.rollback_within_window()
+            || stable.is_empty();
+        let out = reconcile_analysis(&AnalysisInputs {
+            ro: self.ro,
+            runs: self.obs.analysis_runs,
+            templates: self.obs.templates,
+            cluster_templates: self.obs.cluster_templates,
+            replica_sets: &self.all,
+            prev: &self.prev,
+            new_hash: &self.new_hash,
+            stable_hash: &stable,
+            revision: self.new_revision.to_string(),
+            step_index: self.current_index(),
+            cancel_all,
+        });
+        if let Some(msg) = out.invalid {
+            return Err(msg);
+        }
+        self.plan.create_runs = out.create;
+        self.plan.terminate_runs = out.terminate;
+        self.plan.delete_runs = out.delete;
+        self.plan.events.extend(out.events);
+        let canary = st.canary.get_or_insert_with(Default::default);
+        canary.current_step_analysis_run_status = out.step;
+        canary.current_background_analysis_run_status = out.background;
+        if out.pause_inconclusive {
+            self.add_pause
+                .push(PAUSE_REASON_INCONCLUSIVE_ANALYSIS_RUN.into());
+        }
+        if let Some(msg) = out.abort
+            && !self.aborted()
+        {
+            self.add_abort = Some(msg);
+        }
+        self.step_analysis_successful = out.step_successful;
+        Ok(())
     }
 
     /// Create the new ReplicaSet if missing and keep the revision annotations right.
@@ -520,7 +626,7 @@ impl<'a> Canary<'a> {
 
     fn build_replica_set(&self, revision: &str) -> ReplicaSet {
         let ro = self.ro;
-        let mut template = ro.spec.template.clone().unwrap_or_default();
+        let (mut template, _) = sanitize_template(&ro.spec.template.clone().unwrap_or_default());
         let meta = template.metadata.get_or_insert_with(ObjectMeta::default);
         meta.labels
             .get_or_insert_with(BTreeMap::new)
@@ -835,8 +941,11 @@ impl<'a> Canary<'a> {
                 &older,
             );
         }
-        // Header and mirror routes complete at once; analysis, experiment and plugin steps wait
-        // for controllers that this version does not run yet.
+        if step.analysis.is_some() {
+            return self.step_analysis_successful;
+        }
+        // Header and mirror routes complete at once; experiment and plugin steps wait for
+        // controllers that this version does not run yet.
         step.set_header_route.is_some() || step.set_mirror_route.is_some()
     }
 

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use crate::api::analysis::{AnalysisRun, AnalysisRunStatus, AnalysisTemplate};
 use crate::api::consts::ANNOTATION_REVISION;
 use crate::api::rollout::{Rollout, RolloutStatus};
 use crate::rollout::Observed;
@@ -67,6 +68,8 @@ pub struct Sim {
     pub pods: Pods,
     pub last: Plan,
     pub writes: usize,
+    pub runs: Vec<AnalysisRun>,
+    pub templates: Vec<AnalysisTemplate>,
     serial: i64,
 }
 
@@ -81,6 +84,8 @@ impl Sim {
             pods: Pods::Instant,
             last: Plan::default(),
             writes: 0,
+            runs: Vec::new(),
+            templates: Vec::new(),
             serial: 0,
         }
     }
@@ -99,13 +104,14 @@ impl Sim {
 
     /// Plan at `now` and apply the plan; pods then settle.
     pub fn reconcile(&mut self) -> Plan {
-        let p = plan(
-            &Observed {
-                rollout: &self.ro,
-                replica_sets: &self.rss,
-            },
-            self.now,
-        );
+        let obs = Observed {
+            rollout: &self.ro,
+            replica_sets: &self.rss,
+            analysis_runs: &self.runs,
+            templates: &self.templates,
+            cluster_templates: &[],
+        };
+        let p = plan(&obs, self.now);
         self.apply(&p);
         self.last = p.clone();
         p
@@ -161,6 +167,29 @@ impl Sim {
             self.ro.status = Some(st.clone());
             self.writes += 1;
         }
+        for r in &p.create_runs {
+            self.serial += 1;
+            let mut r = r.clone();
+            r.metadata.creation_timestamp =
+                Some(Time(crate::time::add_seconds(self.now, self.serial)));
+            self.runs.push(r);
+            self.writes += 1;
+        }
+        for name in &p.terminate_runs {
+            if let Some(r) = self
+                .runs
+                .iter_mut()
+                .find(|r| r.metadata.name.as_ref() == Some(name))
+            {
+                r.spec.terminate = Some(true);
+                self.writes += 1;
+            }
+        }
+        self.runs.retain(|r| {
+            !p.delete_runs
+                .iter()
+                .any(|d| Some(d) == r.metadata.name.as_ref())
+        });
         self.events.extend(p.events.iter().cloned());
         self.settle_pods();
     }
@@ -244,5 +273,27 @@ impl Sim {
 
     pub fn event_reasons(&self) -> Vec<String> {
         self.events.iter().map(|e| e.reason.clone()).collect()
+    }
+}
+
+impl Sim {
+    /// Play the analysis controller: give the named run a phase (and message).
+    pub fn set_run_phase(&mut self, name: &str, phase: &str, message: &str) {
+        if let Some(r) = self
+            .runs
+            .iter_mut()
+            .find(|r| r.metadata.name.as_deref() == Some(name))
+        {
+            let st = r.status.get_or_insert_with(AnalysisRunStatus::default);
+            st.phase = Some(phase.into());
+            st.message = (!message.is_empty()).then(|| message.to_string());
+        }
+    }
+
+    pub fn run_names(&self) -> Vec<String> {
+        self.runs
+            .iter()
+            .filter_map(|r| r.metadata.name.clone())
+            .collect()
     }
 }

@@ -500,3 +500,245 @@ proptest! {
         }
     }
 }
+
+const ANALYSIS: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: app, namespace: default, uid: u-a, generation: 1}
+spec:
+  replicas: 5
+  selector: {matchLabels: {app: app}}
+  strategy:
+    canary:
+      analysis:
+        templates: [{templateName: background}]
+        startingStep: 1
+      steps:
+      - setWeight: 20
+      - analysis:
+          templates: [{templateName: success-rate}]
+          args: [{name: service, value: app-canary}, {name: hash, valueFrom: {podTemplateHashValue: Latest}}]
+      - setWeight: 60
+  template:
+    metadata: {labels: {app: app}}
+    spec: {containers: [{name: app, image: "app:v1"}]}
+"#;
+
+fn template(name: &str) -> crate::api::analysis::AnalysisTemplate {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "args": [{"name": "service"}, {"name": "hash"}],
+            "metrics": [{"name": format!("{name}-metric"), "successCondition": "result[0] >= 0.95",
+                "provider": {"prometheus": {"address": "http://127.0.0.1:9090", "query": "rate{svc=\"{{args.service}}\"}"}}}]
+        }
+    }))
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn analysis_sim() -> Sim {
+    let mut sim = Sim::new(ANALYSIS);
+    sim.templates = vec![template("success-rate"), template("background")];
+    sim.settle(20);
+    assert!(sim.runs.is_empty(), "no analysis on the initial deploy");
+    sim.set_image("app:v2");
+    sim.settle(20);
+    sim
+}
+
+fn step_run_name(sim: &Sim) -> String {
+    let st = sim.status();
+    format!("app-{}-2-1", st.current_pod_hash.unwrap_or_default())
+}
+
+#[test]
+fn analysis_step_creates_a_labelled_run_and_waits_for_it() {
+    let mut sim = analysis_sim();
+    assert_eq!(sim.sizes(), (1, 4));
+    assert_eq!(sim.status().current_step_index, Some(1));
+    let name = step_run_name(&sim);
+    let run = sim
+        .runs
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(name.as_str()))
+        .cloned();
+    let run = run.unwrap_or_else(|| panic!("step run {name} in {:?}", sim.run_names()));
+    let labels = run.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels.get(LABEL_ROLLOUT_TYPE).map(String::as_str),
+        Some(ROLLOUT_TYPE_STEP)
+    );
+    assert_eq!(labels.get(LABEL_STEP_INDEX).map(String::as_str), Some("1"));
+    assert_eq!(labels.get("app").map(String::as_str), Some("app"));
+    assert_eq!(
+        labels.get(LABEL_POD_TEMPLATE_HASH),
+        sim.status().current_pod_hash.as_ref()
+    );
+    let args = run.spec.args.clone().unwrap_or_default();
+    assert!(
+        args.iter()
+            .any(|a| a.name == "service" && a.value.as_deref() == Some("app-canary"))
+    );
+    assert!(
+        args.iter()
+            .any(|a| a.name == "hash" && a.value == sim.status().current_pod_hash)
+    );
+    // background analysis started at step 1
+    assert!(sim.run_names().iter().any(|n| n
+        == &format!(
+            "app-{}-2",
+            sim.status().current_pod_hash.unwrap_or_default()
+        )));
+    // a running analysis holds the step
+    sim.set_run_phase(&name, ANALYSIS_PHASE_RUNNING, "");
+    sim.settle(20);
+    assert_eq!(sim.status().current_step_index, Some(1));
+    let st = sim
+        .status()
+        .canary
+        .and_then(|c| c.current_step_analysis_run_status)
+        .unwrap_or_else(|| panic!("status"));
+    assert_eq!(
+        (st.name.as_str(), st.status.as_str()),
+        (name.as_str(), ANALYSIS_PHASE_RUNNING)
+    );
+    sim.set_run_phase(&name, ANALYSIS_PHASE_SUCCESSFUL, "");
+    sim.settle(30);
+    let st = sim.status();
+    assert_eq!(
+        st.stable_rs, st.current_pod_hash,
+        "promoted after a successful analysis"
+    );
+    assert_eq!(sim.phase().0, "Healthy");
+    // the background run is terminated at promotion
+    let bg = format!("app-{}-2", st.current_pod_hash.unwrap_or_default());
+    assert!(
+        sim.runs
+            .iter()
+            .any(|r| r.metadata.name.as_deref() == Some(bg.as_str())
+                && r.spec.terminate == Some(true))
+    );
+    assert!(
+        sim.event_reasons()
+            .contains(&"AnalysisRunSuccessful".to_string())
+    );
+}
+
+#[test]
+fn failed_analysis_aborts_the_rollout() {
+    let mut sim = analysis_sim();
+    let name = step_run_name(&sim);
+    sim.set_run_phase(
+        &name,
+        ANALYSIS_PHASE_FAILED,
+        "Metric \"success-rate-metric\" assessed Failed due to failed (1) > failureLimit (0)",
+    );
+    sim.settle(20);
+    assert_eq!(sim.sizes(), (0, 5));
+    let (phase, msg) = sim.phase();
+    assert_eq!(phase, "Degraded");
+    assert_eq!(
+        msg,
+        "RolloutAborted: Rollout aborted update to revision 2: Step-based analysis phase error/failed: Metric \"success-rate-metric\" assessed Failed due to failed (1) > failureLimit (0)"
+    );
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| e.warning && e.reason == "AnalysisRunFailed")
+    );
+}
+
+#[test]
+fn errored_analysis_aborts_and_never_promotes() {
+    let mut sim = analysis_sim();
+    let name = step_run_name(&sim);
+    sim.set_run_phase(
+        &name,
+        ANALYSIS_PHASE_ERROR,
+        "consecutiveErrors (5) > consecutiveErrorLimit (4)",
+    );
+    sim.settle(20);
+    assert_eq!(sim.phase().0, "Degraded");
+    assert_ne!(sim.status().stable_rs, sim.status().current_pod_hash);
+}
+
+#[test]
+fn inconclusive_analysis_pauses_and_halts_scaling() {
+    let mut sim = analysis_sim();
+    let name = step_run_name(&sim);
+    sim.set_run_phase(&name, ANALYSIS_PHASE_INCONCLUSIVE, "");
+    sim.settle(20);
+    assert_eq!(
+        sim.phase(),
+        (
+            "Paused".into(),
+            PAUSE_REASON_INCONCLUSIVE_ANALYSIS_RUN.into()
+        )
+    );
+    assert_eq!(sim.sizes(), (1, 4));
+    assert_eq!(sim.status().current_step_index, Some(1));
+}
+
+#[test]
+fn missing_analysis_template_is_invalid_spec() {
+    let mut sim = Sim::new(ANALYSIS);
+    sim.templates = vec![template("background")];
+    sim.settle(5);
+    assert_eq!(sim.phase().0, "Degraded");
+    assert!(
+        sim.phase()
+            .1
+            .contains("AnalysisTemplate.argoproj.io \"success-rate\" not found"),
+        "{:?}",
+        sim.phase()
+    );
+    assert!(sim.rss.is_empty());
+}
+
+#[test]
+fn abort_terminates_running_analysis() {
+    let mut sim = analysis_sim();
+    let name = step_run_name(&sim);
+    sim.set_run_phase(&name, ANALYSIS_PHASE_RUNNING, "");
+    if let Some(st) = sim.ro.status.as_mut() {
+        st.abort = Some(true);
+    }
+    sim.settle(20);
+    assert!(
+        sim.runs
+            .iter()
+            .filter(|r| r.metadata.name.as_deref() == Some(name.as_str()))
+            .all(|r| r.spec.terminate == Some(true))
+    );
+    assert_eq!(sim.sizes(), (0, 5));
+}
+
+#[test]
+fn a_run_created_before_a_crash_is_adopted_not_duplicated() {
+    let mut sim = analysis_sim();
+    let name = step_run_name(&sim);
+    // The status write that would name the run was lost (crash, or a refused patch).
+    if let Some(c) = sim.ro.status.as_mut().and_then(|s| s.canary.as_mut()) {
+        c.current_step_analysis_run_status = None;
+        c.current_background_analysis_run_status = None;
+    }
+    let before = sim.runs.len();
+    sim.settle(20);
+    assert_eq!(
+        sim.runs.len(),
+        before,
+        "no duplicate run: {:?}",
+        sim.run_names()
+    );
+    let st = sim
+        .status()
+        .canary
+        .and_then(|c| c.current_step_analysis_run_status)
+        .map(|s| s.name);
+    assert_eq!(st.as_deref(), Some(name.as_str()));
+    assert!(
+        sim.runs.iter().all(|r| r.spec.terminate.is_none()),
+        "nothing terminated"
+    );
+}

@@ -21,8 +21,10 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn log_dir() -> PathBuf {
-    let d = root().join("target/e2e-logs");
+pub fn log_dir() -> PathBuf {
+    let d = std::env::var_os("SLUICE_E2E_LOGS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/e2e-logs"));
     let _ = std::fs::create_dir_all(&d);
     d
 }
@@ -178,7 +180,24 @@ where
     }
 }
 
-static NEXT_PORT: AtomicU16 = AtomicU16::new(18_100);
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// Two ports nothing listens on (other test runs may share this machine).
+fn free_port_pair() -> u16 {
+    loop {
+        let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = l.local_addr() else { continue };
+        let p = addr.port();
+        if p < 65_000
+            && NEXT_PORT.swap(p, Ordering::SeqCst) != p
+            && std::net::TcpListener::bind(("0.0.0.0", p + 1)).is_ok()
+        {
+            return p;
+        }
+    }
+}
 
 /// One scenario: its namespace and its own controller process.
 pub struct Fixture {
@@ -275,6 +294,13 @@ impl View {
 
 impl Fixture {
     pub async fn new(cluster: &Cluster, name: &str) -> Result<Fixture> {
+        let mut f = Fixture::bare(cluster, name).await?;
+        f.start_controller()?;
+        Ok(f)
+    }
+
+    /// The namespace without a controller (for scenarios that start their own).
+    pub async fn bare(cluster: &Cluster, name: &str) -> Result<Fixture> {
         let ns = format!("e2e-{name}");
         let nss: Api<Namespace> = Api::all(cluster.client.clone());
         let body: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}}))?;
@@ -283,8 +309,8 @@ impl Fixture {
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => return Err(e.into()),
         }
-        let base = NEXT_PORT.fetch_add(2, Ordering::SeqCst);
-        let mut f = Fixture {
+        let base = free_port_pair();
+        Ok(Fixture {
             name: name.into(),
             ns,
             client: cluster.client.clone(),
@@ -293,9 +319,7 @@ impl Fixture {
             ports: (base, base + 1),
             rollout: String::new(),
             starts: 0,
-        };
-        f.start_controller()?;
-        Ok(f)
+        })
     }
 
     pub fn start_controller(&mut self) -> Result<()> {
@@ -314,6 +338,9 @@ impl Fixture {
             .arg("--healthz-port")
             .arg(self.ports.1.to_string())
             .env("RUST_LOG", "info,kube=warn")
+            // The leader-election identity: a restart reclaims its own lease at once, as a
+            // restarted container in the same pod does.
+            .env("POD_NAME", format!("{}-controller", self.name))
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()

@@ -1,7 +1,10 @@
 //! End-to-end suite: one genuine control plane per run, scenarios in parallel, each with its own
 //! namespaced controller. Prints `N passed, M failed` and exits non-zero on any failure.
 
+mod analysis;
+mod cli;
 mod harness;
+mod ops;
 mod scenarios;
 
 use std::future::Future;
@@ -28,6 +31,20 @@ async fn main() {
         }
     };
     let c = &cluster;
+    let signals = match analysis::Signals::start().await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("e2e: cannot start the signals server: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    let prometheus = analysis::Prometheus::start(&signals).await;
+    let (s, p) = (&signals, prometheus.as_ref());
+    fn needs_prometheus<'a>(
+        p: Result<&'a analysis::Prometheus, &anyhow::Error>,
+    ) -> anyhow::Result<&'a analysis::Prometheus> {
+        p.map_err(|e| anyhow::anyhow!("prometheus: {e:#}"))
+    }
     let all: Vec<Scenario> = vec![
         ("seed_walk", Box::pin(scenarios::seed_walk(c))),
         (
@@ -54,6 +71,63 @@ async fn main() {
             "progress_deadline_abort",
             Box::pin(scenarios::progress_deadline(c, true)),
         ),
+        ("ha_failover", Box::pin(ops::ha_failover(c))),
+        (
+            "frozen_leader_is_fenced",
+            Box::pin(ops::frozen_leader_is_fenced(c)),
+        ),
+        (
+            "metrics_during_rollout",
+            Box::pin(ops::metrics_during_rollout(c)),
+        ),
+        ("chart_rbac_cluster", Box::pin(ops::chart_rbac(c, false))),
+        ("chart_rbac_namespaced", Box::pin(ops::chart_rbac(c, true))),
+        (
+            "analysis_prometheus_success",
+            Box::pin(async move { analysis::prometheus_success(c, s, needs_prometheus(p)?).await }),
+        ),
+        (
+            "analysis_prometheus_failure",
+            Box::pin(async move { analysis::prometheus_failure(c, s, needs_prometheus(p)?).await }),
+        ),
+        (
+            "analysis_prometheus_inconclusive",
+            Box::pin(
+                async move { analysis::prometheus_inconclusive(c, s, needs_prometheus(p)?).await },
+            ),
+        ),
+        (
+            "malformed_rollout",
+            Box::pin(scenarios::malformed_rollout(c)),
+        ),
+        (
+            "adopt_argo_replicaset",
+            Box::pin(scenarios::adopt_argo_replicaset(c)),
+        ),
+        (
+            "analysis_prometheus_unreachable",
+            Box::pin(analysis::prometheus_unreachable(c)),
+        ),
+        (
+            "analysis_web_provider",
+            Box::pin(analysis::web_provider(c, s)),
+        ),
+        (
+            "analysis_job_success",
+            Box::pin(analysis::job_provider(c, true)),
+        ),
+        (
+            "analysis_job_failure",
+            Box::pin(analysis::job_provider(c, false)),
+        ),
+        ("cli_promote", Box::pin(cli::cli_promote(c))),
+        ("cli_abort_retry", Box::pin(cli::cli_abort_retry(c))),
+        ("cli_pause_resume", Box::pin(cli::cli_pause_resume(c))),
+        ("cli_undo", Box::pin(cli::cli_undo(c))),
+        ("cli_restart", Box::pin(cli::cli_restart(c))),
+        ("cli_lint", Box::pin(cli::cli_lint(c))),
+        ("cli_list", Box::pin(cli::cli_list(c))),
+        ("cli_get_watch", Box::pin(cli::cli_get_watch(c))),
     ];
     let selected: Vec<Scenario> = all
         .into_iter()

@@ -361,3 +361,104 @@ pub async fn progress_deadline(c: &Cluster, abort: bool) -> Result<()> {
     }
     f.cleanup().await
 }
+
+/// Argo's own `TestMalformedRollout` manifest (`memory: invalid`) becomes Healthy.
+pub async fn malformed_rollout(c: &Cluster) -> Result<()> {
+    let mut f = Fixture::new(c, "malformed").await?;
+    f.given_rollout(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: malformed-rollout
+spec:
+  selector:
+    matchLabels:
+      app: malformed-rollout
+  template:
+    metadata:
+      labels:
+        app: malformed-rollout
+    spec:
+      containers:
+      - name: malformed-rollout
+        image: argoproj/rollouts-demo:blue
+        resources:
+          requests:
+            memory: invalid # invalid
+  strategy:
+    canary: {}
+"#,
+    )
+    .await?;
+    f.then("healthy", T, |v| v.healthy()).await?;
+    f.cleanup().await
+}
+
+/// A Rollout taken over from Argo Rollouts: its ReplicaSet (Argo's hash, a defaulted template) is
+/// adopted, not recreated, and the next update canaries from it.
+pub async fn adopt_argo_replicaset(c: &Cluster) -> Result<()> {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use kube::api::PostParams;
+    use kube::{Api, ResourceExt};
+
+    let mut f = Fixture::new(c, "adopt").await?;
+    f.kill_controller()?;
+    f.given_rollout(&seed()).await?;
+    let ro = f.rollouts().get("frontend").await?;
+    let uid = ro.uid().unwrap_or_default();
+    let hash = "7c9d5f8b6d";
+    let rs: ReplicaSet = serde_json::from_value(json!({
+        "metadata": {
+            "name": format!("frontend-{hash}"),
+            "labels": {"app": "frontend", "rollouts-pod-template-hash": hash},
+            "annotations": {"rollout.argoproj.io/revision": "1", "rollout.argoproj.io/desired-replicas": "5"},
+            "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "frontend", "uid": uid, "controller": true, "blockOwnerDeletion": true}]
+        },
+        "spec": {
+            "replicas": 5,
+            "selector": {"matchLabels": {"app": "frontend", "rollouts-pod-template-hash": hash}},
+            "template": {
+                "metadata": {"labels": {"app": "frontend", "rollouts-pod-template-hash": hash}},
+                "spec": {"containers": [{"name": "frontend", "image": "frontend:v1",
+                    "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                    "resources": {"requests": {"memory": "32Mi", "cpu": "5m"}}}]}
+            }
+        }
+    }))?;
+    let rs_api: Api<ReplicaSet> = Api::namespaced(f.client.clone(), &f.ns);
+    rs_api.create(&PostParams::default(), &rs).await?;
+    // The status Argo would have left behind.
+    f.when_status_patch(json!({"status": {
+        "stableRS": hash, "currentPodHash": hash, "currentStepIndex": 8, "currentStepHash": "5ffbfbbd64",
+        "observedGeneration": ro.metadata.generation.unwrap_or(1).to_string(), "phase": "Healthy"}}))
+        .await?;
+    f.then("Argo's pods ready", T, |v| {
+        v.rss
+            .iter()
+            .any(|rs| rs.status.as_ref().and_then(|s| s.available_replicas) == Some(5))
+    })
+    .await?;
+    f.start_controller()?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let v = f
+        .then("healthy on the adopted ReplicaSet", T, |v| v.healthy())
+        .await?;
+    ensure!(
+        v.rss.len() == 1,
+        "no ReplicaSet created, got {}",
+        v.rss.len()
+    );
+    ensure!(
+        v.pod_hash().as_deref() == Some(hash),
+        "adopted {hash}, status says {:?}",
+        v.pod_hash()
+    );
+    // The next update canaries from the adopted stable.
+    f.when_image("frontend:v2").await?;
+    f.then("canary from the adopted stable", T, |v| {
+        is_paused_at(v, (1, 4)) && v.stable().as_deref() == Some(hash)
+    })
+    .await?;
+    f.cleanup().await
+}

@@ -1,0 +1,591 @@
+//! The Rollout side of analysis (reference §1.7, §1.16 "Rollout reaction"): which AnalysisRuns a
+//! canary needs now (step and background), building them from templates, cancelling runs that
+//! are no longer current, history GC, and how a run's phase pauses or aborts the rollout. Pure.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use crate::analysis::args::{merge_args, rollout_args};
+use crate::analysis::run::is_completed;
+use crate::api::analysis::{
+    AnalysisRun, AnalysisRunSpec, AnalysisTemplate, AnalysisTemplateSpec, ClusterAnalysisTemplate,
+};
+use crate::api::consts::*;
+use crate::api::rollout::{Rollout, RolloutAnalysis, RolloutAnalysisRunStatus, RolloutStatus};
+use crate::rollout::observed::RsExt;
+use crate::rollout::plan::PlannedEvent;
+
+/// What the analysis step of one reconcile decided.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AnalysisOutcome {
+    pub create: Vec<AnalysisRun>,
+    pub terminate: Vec<String>,
+    pub delete: Vec<String>,
+    pub step: Option<RolloutAnalysisRunStatus>,
+    pub background: Option<RolloutAnalysisRunStatus>,
+    /// The current step's run completed Successful.
+    pub step_successful: bool,
+    pub pause_inconclusive: bool,
+    pub abort: Option<String>,
+    pub events: Vec<PlannedEvent>,
+    /// A referenced template is missing or the runs cannot be built: an InvalidSpec message.
+    pub invalid: Option<String>,
+}
+
+/// Inputs the canary planner hands over.
+pub struct AnalysisInputs<'a> {
+    pub ro: &'a Rollout,
+    pub runs: &'a [AnalysisRun],
+    pub templates: &'a [AnalysisTemplate],
+    pub cluster_templates: &'a [ClusterAnalysisTemplate],
+    pub replica_sets: &'a [&'a ReplicaSet],
+    pub prev: &'a RolloutStatus,
+    pub new_hash: &'a str,
+    pub stable_hash: &'a str,
+    pub revision: String,
+    pub step_index: Option<i32>,
+    pub cancel_all: bool,
+}
+
+fn phase_of(run: &AnalysisRun) -> String {
+    run.status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default()
+}
+
+fn status_of(run: &AnalysisRun) -> RolloutAnalysisRunStatus {
+    RolloutAnalysisRunStatus {
+        name: run.metadata.name.clone().unwrap_or_default(),
+        status: phase_of(run),
+        message: run
+            .status
+            .as_ref()
+            .and_then(|s| s.message.clone())
+            .filter(|m| !m.is_empty()),
+    }
+}
+
+fn needs_terminate(run: &AnalysisRun) -> bool {
+    !run.spec.terminate.unwrap_or(false) && !is_completed(&phase_of(run))
+}
+
+fn has_pause(prev: &RolloutStatus, reason: &str) -> bool {
+    prev.pause_conditions
+        .iter()
+        .flatten()
+        .any(|p| p.reason == reason)
+}
+
+/// `needsNewAnalysisRun`.
+fn needs_new(current: Option<&AnalysisRun>, prev: &RolloutStatus) -> bool {
+    let Some(cur) = current else { return true };
+    if prev.controller_pause.unwrap_or(false)
+        && !has_pause(prev, PAUSE_REASON_CANARY_PAUSE_STEP)
+        && !has_pause(prev, PAUSE_REASON_BLUE_GREEN_PAUSE)
+    {
+        return phase_of(cur) == ANALYSIS_PHASE_INCONCLUSIVE;
+    }
+    prev.aborted_at.is_some()
+}
+
+struct Ctx<'a, 'b> {
+    i: &'b AnalysisInputs<'a>,
+    out: AnalysisOutcome,
+}
+
+impl<'a, 'b> Ctx<'a, 'b> {
+    /// A run named in status but not (yet) in the cache is treated as existing and pending, so a
+    /// stale cache never makes us create a duplicate.
+    fn current(&self, st: Option<&RolloutAnalysisRunStatus>) -> Option<AnalysisRun> {
+        let name = st?.name.clone();
+        if let Some(r) = self
+            .i
+            .runs
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == Some(name.as_str()))
+        {
+            return Some(r.clone());
+        }
+        Some(AnalysisRun {
+            metadata: ObjectMeta {
+                name: Some(name),
+                ..ObjectMeta::default()
+            },
+            spec: AnalysisRunSpec::default(),
+            status: None,
+        })
+    }
+
+    /// A live run of this revision and kind that status does not name: one we created just before
+    /// a crash (or a refused status write). Adopting it makes a restart resume it instead of
+    /// starting a duplicate.
+    fn orphan(&self, kind: &str, step: Option<i32>) -> Option<AnalysisRun> {
+        self.i
+            .runs
+            .iter()
+            .filter(|r| !r.spec.terminate.unwrap_or(false))
+            .filter(|r| {
+                let l = r.metadata.labels.clone().unwrap_or_default();
+                l.get(LABEL_ROLLOUT_TYPE).map(String::as_str) == Some(kind)
+                    && l.get(LABEL_POD_TEMPLATE_HASH).map(String::as_str) == Some(self.i.new_hash)
+                    && l.get(LABEL_STEP_INDEX).cloned() == step.map(|s| s.to_string())
+            })
+            .max_by_key(|r| r.metadata.creation_timestamp.as_ref().map(|t| t.0))
+            .cloned()
+    }
+
+    fn cancel(&mut self, run: &AnalysisRun) {
+        if needs_terminate(run)
+            && let Some(n) = &run.metadata.name
+            && self
+                .i
+                .runs
+                .iter()
+                .any(|r| r.metadata.name.as_ref() == Some(n))
+            && !self.out.terminate.contains(n)
+        {
+            self.out.terminate.push(n.clone());
+        }
+    }
+
+    fn unique_name(&self, base: &str) -> String {
+        let taken = |n: &str| {
+            self.i
+                .runs
+                .iter()
+                .any(|r| r.metadata.name.as_deref() == Some(n))
+                || self
+                    .out
+                    .create
+                    .iter()
+                    .any(|r| r.metadata.name.as_deref() == Some(n))
+        };
+        if !taken(base) {
+            return base.to_string();
+        }
+        (1..)
+            .map(|k| format!("{base}.{k}"))
+            .find(|n| !taken(n))
+            .unwrap_or_else(|| base.to_string())
+    }
+
+    fn build(
+        &mut self,
+        analysis: &RolloutAnalysis,
+        infix: Option<String>,
+        mut labels: BTreeMap<String, String>,
+    ) -> Option<AnalysisRun> {
+        let ro = self.i.ro;
+        let mut parts = vec![
+            ro.metadata.name.clone().unwrap_or_default(),
+            self.i.new_hash.to_string(),
+            self.i.revision.clone(),
+        ];
+        if let Some(x) = infix {
+            parts.push(x);
+        }
+        let name = self.unique_name(&parts.join("-"));
+        let mut specs: Vec<(String, &AnalysisTemplateSpec)> = Vec::new();
+        for t in analysis.templates.iter().flatten() {
+            let tname = t.template_name.clone().unwrap_or_default();
+            let found = if t.cluster_scope.unwrap_or(false) {
+                self.i
+                    .cluster_templates
+                    .iter()
+                    .find(|c| c.metadata.name.as_deref() == Some(tname.as_str()))
+                    .map(|c| &c.spec.0)
+            } else {
+                self.i
+                    .templates
+                    .iter()
+                    .find(|c| c.metadata.name.as_deref() == Some(tname.as_str()))
+                    .map(|c| &c.spec)
+            };
+            match found {
+                Some(s) => specs.push((tname, s)),
+                None => {
+                    let kind = if t.cluster_scope.unwrap_or(false) {
+                        "ClusterAnalysisTemplate"
+                    } else {
+                        "AnalysisTemplate"
+                    };
+                    self.out.invalid = Some(format!("{kind} '{tname}' not found"));
+                    return None;
+                }
+            }
+        }
+        let mut metrics = Vec::new();
+        let mut template_args = Vec::new();
+        let mut dry_run = analysis.dry_run.clone().unwrap_or_default();
+        let mut retention = analysis.measurement_retention.clone().unwrap_or_default();
+        for (_, s) in &specs {
+            for m in &s.metrics {
+                if metrics
+                    .iter()
+                    .any(|x: &crate::api::analysis::Metric| x.name == m.name)
+                {
+                    self.out.invalid = Some(format!("two metrics have the same name '{}'", m.name));
+                    return None;
+                }
+                metrics.push(m.clone());
+            }
+            for a in s.args.iter().flatten() {
+                match template_args
+                    .iter_mut()
+                    .find(|x: &&mut crate::api::analysis::Argument| x.name == a.name)
+                {
+                    Some(prev) => {
+                        if prev.value.is_none() {
+                            *prev = a.clone();
+                        }
+                    }
+                    None => template_args.push(a.clone()),
+                }
+            }
+            dry_run.extend(s.dry_run.clone().unwrap_or_default());
+            retention.extend(s.measurement_retention.clone().unwrap_or_default());
+        }
+        let supplied = match rollout_args(
+            analysis.args.as_deref().unwrap_or(&[]),
+            ro,
+            self.i.stable_hash,
+            self.i.new_hash,
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                self.out.invalid = Some(e.to_string());
+                return None;
+            }
+        };
+        let args = merge_args(&supplied, &template_args);
+        if let Some(md) = &analysis.analysis_run_metadata {
+            labels.extend(md.labels.clone().unwrap_or_default());
+        }
+        if let Some(ml) = ro
+            .spec
+            .selector
+            .as_ref()
+            .and_then(|s| s.match_labels.clone())
+        {
+            labels.extend(ml);
+        }
+        let mut annotations =
+            BTreeMap::from([(ANNOTATION_REVISION.to_string(), self.i.revision.clone())]);
+        if let Some(md) = &analysis.analysis_run_metadata {
+            annotations.extend(md.annotations.clone().unwrap_or_default());
+        }
+        let run = AnalysisRun {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: ro.metadata.namespace.clone(),
+                labels: Some(labels),
+                annotations: Some(annotations),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: API_VERSION.into(),
+                    kind: "Rollout".into(),
+                    name: ro.metadata.name.clone().unwrap_or_default(),
+                    uid: ro.metadata.uid.clone().unwrap_or_default(),
+                    controller: Some(true),
+                    block_owner_deletion: Some(true),
+                }]),
+                ..ObjectMeta::default()
+            },
+            spec: AnalysisRunSpec {
+                metrics,
+                args: (!args.is_empty()).then_some(args),
+                dry_run: (!dry_run.is_empty()).then_some(dry_run),
+                measurement_retention: (!retention.is_empty()).then_some(retention),
+                ..AnalysisRunSpec::default()
+            },
+            status: None,
+        };
+        self.out.create.push(run.clone());
+        Some(run)
+    }
+
+    fn base_labels(&self, kind: &str) -> BTreeMap<String, String> {
+        let mut l = BTreeMap::from([
+            (
+                LABEL_POD_TEMPLATE_HASH.to_string(),
+                self.i.new_hash.to_string(),
+            ),
+            (LABEL_ROLLOUT_TYPE.to_string(), kind.to_string()),
+        ]);
+        if let Some(id) = self
+            .i
+            .ro
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_CONTROLLER_INSTANCE_ID))
+        {
+            l.insert(LABEL_CONTROLLER_INSTANCE_ID.into(), id.clone());
+        }
+        l
+    }
+
+    /// React to a current run's phase: Inconclusive pauses, Failed/Error abort.
+    fn react(&mut self, run: &AnalysisRun, what: &str) {
+        match phase_of(run).as_str() {
+            ANALYSIS_PHASE_INCONCLUSIVE => self.out.pause_inconclusive = true,
+            ANALYSIS_PHASE_ERROR | ANALYSIS_PHASE_FAILED => {
+                let mut msg = format!("{what} analysis phase error/failed");
+                if let Some(m) = run
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.message.as_deref())
+                    .filter(|m| !m.is_empty())
+                {
+                    msg.push_str(": ");
+                    msg.push_str(m);
+                }
+                self.out.abort = Some(msg);
+            }
+            _ => {}
+        }
+    }
+
+    fn step_run(&mut self) -> Option<AnalysisRun> {
+        let prev = self.i.prev;
+        let current = self.current(
+            prev.canary
+                .as_ref()
+                .and_then(|c| c.current_step_analysis_run_status.as_ref()),
+        );
+        let steps = self
+            .i
+            .ro
+            .spec
+            .strategy
+            .canary
+            .as_ref()
+            .and_then(|c| c.steps.as_deref())
+            .unwrap_or(&[]);
+        let index = self.i.step_index;
+        let step = index.and_then(|i| steps.get(usize::try_from(i).ok()?));
+        if prev
+            .pause_conditions
+            .as_ref()
+            .is_some_and(|p| !p.is_empty())
+            || prev.abort.unwrap_or(false)
+        {
+            return current;
+        }
+        let analysis = step
+            .and_then(|s| s.analysis.as_ref())
+            .filter(|a| a.templates.as_ref().is_some_and(|t| !t.is_empty()));
+        let from_previous_step = analysis.is_some()
+            && current.as_ref().is_some_and(|c| {
+                c.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_STEP_INDEX))
+                    .cloned()
+                    != index.map(|i| i.to_string())
+                    && c.metadata.labels.is_some()
+            });
+        let (Some(analysis), Some(i)) = (analysis, index) else {
+            if let Some(c) = &current {
+                self.cancel(c);
+            }
+            return None;
+        };
+        if from_previous_step {
+            if let Some(c) = &current {
+                self.cancel(c);
+            }
+            return None;
+        }
+        let current = current.or_else(|| self.orphan(ROLLOUT_TYPE_STEP, Some(i)));
+        if needs_new(current.as_ref(), prev) {
+            let mut labels = self.base_labels(ROLLOUT_TYPE_STEP);
+            labels.insert(LABEL_STEP_INDEX.into(), i.to_string());
+            return self.build(analysis, Some(i.to_string()), labels);
+        }
+        let cur = current?;
+        self.react(&cur, "Step-based");
+        if phase_of(&cur) == ANALYSIS_PHASE_SUCCESSFUL {
+            self.out.step_successful = true;
+        }
+        Some(cur)
+    }
+
+    fn background_run(&mut self) -> Option<AnalysisRun> {
+        let prev = self.i.prev;
+        let current = self.current(
+            prev.canary
+                .as_ref()
+                .and_then(|c| c.current_background_analysis_run_status.as_ref()),
+        );
+        let canary = self.i.ro.spec.strategy.canary.as_ref()?;
+        let Some(bg) = canary.analysis.as_ref().filter(|a| {
+            a.rollout_analysis
+                .templates
+                .as_ref()
+                .is_some_and(|t| !t.is_empty())
+        }) else {
+            if let Some(c) = &current {
+                self.cancel(c);
+            }
+            return None;
+        };
+        let fully_promoted = !self.i.stable_hash.is_empty()
+            && prev.current_pod_hash.as_deref() == Some(self.i.stable_hash);
+        let before_start = bg
+            .starting_step
+            .is_some_and(|s| self.i.step_index.is_some_and(|i| i < s));
+        if fully_promoted
+            || self.i.stable_hash.is_empty()
+            || prev.current_pod_hash.as_deref().unwrap_or("").is_empty()
+            || before_start
+        {
+            return None;
+        }
+        if has_pause(prev, PAUSE_REASON_INCONCLUSIVE_ANALYSIS_RUN) {
+            return current;
+        }
+        let current = current.or_else(|| self.orphan(ROLLOUT_TYPE_BACKGROUND, None));
+        if needs_new(current.as_ref(), prev) {
+            let labels = self.base_labels(ROLLOUT_TYPE_BACKGROUND);
+            return self.build(&bg.rollout_analysis, None, labels);
+        }
+        let cur = current?;
+        self.react(&cur, "Background");
+        Some(cur)
+    }
+
+    fn event_for(
+        &mut self,
+        prev: Option<&RolloutAnalysisRunStatus>,
+        run: Option<&AnalysisRun>,
+        kind: &str,
+    ) {
+        let Some(run) = run else { return };
+        let phase = phase_of(run);
+        if phase.is_empty() {
+            return;
+        }
+        let name = run.metadata.name.clone().unwrap_or_default();
+        let changed = match prev {
+            None => true,
+            Some(p) => p.name == name && p.status != phase,
+        };
+        if changed {
+            let before = prev.map_or("NoPreviousStatus".to_string(), |p| p.status.clone());
+            self.out.events.push(PlannedEvent {
+                warning: phase == ANALYSIS_PHASE_FAILED || phase == ANALYSIS_PHASE_ERROR,
+                reason: format!("AnalysisRun{phase}"),
+                message: format!(
+                    "{kind} Analysis Run '{name}' Status New: '{phase}' Previous: '{before}'"
+                ),
+            });
+        }
+    }
+
+    /// `FilterAnalysisRunsToDelete`: keep the newest N successful and N unsuccessful non-current runs.
+    fn history(&mut self, others: &[&AnalysisRun]) {
+        let strategy = self.i.ro.spec.analysis.as_ref();
+        let keep_ok = strategy
+            .and_then(|a| a.successful_run_history_limit)
+            .unwrap_or(5)
+            .max(0) as usize;
+        let keep_bad = strategy
+            .and_then(|a| a.unsuccessful_run_history_limit)
+            .unwrap_or(5)
+            .max(0) as usize;
+        let hashes: BTreeMap<String, bool> = self
+            .i
+            .replica_sets
+            .iter()
+            .filter_map(|rs| rs.hash().map(|h| (h.to_string(), rs.deleting())))
+            .collect();
+        let mut sorted: Vec<&&AnalysisRun> = others.iter().collect();
+        sorted.sort_by_key(|r| {
+            std::cmp::Reverse(r.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        });
+        let (mut ok, mut bad) = (0usize, 0usize);
+        for r in sorted {
+            let name = r.metadata.name.clone().unwrap_or_default();
+            let hash = r
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_POD_TEMPLATE_HASH));
+            let delete = match hash.and_then(|h| hashes.get(h)) {
+                None => true,
+                Some(true) => true,
+                Some(false) => match phase_of(r).as_str() {
+                    ANALYSIS_PHASE_SUCCESSFUL => {
+                        ok += 1;
+                        ok > keep_ok
+                    }
+                    ANALYSIS_PHASE_FAILED | ANALYSIS_PHASE_ERROR | ANALYSIS_PHASE_INCONCLUSIVE => {
+                        bad += 1;
+                        bad > keep_bad
+                    }
+                    _ => false,
+                },
+            };
+            if delete {
+                self.out.delete.push(name);
+            }
+        }
+    }
+}
+
+/// `reconcileAnalysisRuns` for a canary.
+pub fn reconcile_analysis(i: &AnalysisInputs) -> AnalysisOutcome {
+    let mut c = Ctx {
+        i,
+        out: AnalysisOutcome::default(),
+    };
+    let prev_canary = i.prev.canary.clone().unwrap_or_default();
+    let (step, background) = if i.cancel_all {
+        for st in [
+            prev_canary.current_step_analysis_run_status.as_ref(),
+            prev_canary.current_background_analysis_run_status.as_ref(),
+        ] {
+            if let Some(run) = c.current(st) {
+                c.cancel(&run);
+            }
+        }
+        (None, None)
+    } else {
+        (c.step_run(), c.background_run())
+    };
+    let current_names: Vec<String> = [&step, &background]
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.metadata.name.clone())
+        .collect();
+    let others: Vec<&AnalysisRun> = i
+        .runs
+        .iter()
+        .filter(|r| {
+            r.metadata
+                .name
+                .as_ref()
+                .is_none_or(|n| !current_names.contains(n))
+        })
+        .collect();
+    for r in &others {
+        c.cancel(r);
+    }
+    c.history(&others);
+    c.event_for(
+        prev_canary.current_step_analysis_run_status.as_ref(),
+        step.as_ref(),
+        "Step",
+    );
+    c.event_for(
+        prev_canary.current_background_analysis_run_status.as_ref(),
+        background.as_ref(),
+        "Background",
+    );
+    c.out.step = step.as_ref().map(status_of);
+    c.out.background = background.as_ref().map(status_of);
+    c.out
+}
