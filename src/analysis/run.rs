@@ -875,3 +875,106 @@ mod tests {
         }
     }
 }
+
+/// Rule matching for `dryRun` and `measurementRetention`: Argo matches each rule's `metricName`
+/// as an unanchored regular expression, and a rule that matches no metric is a spec error.
+fn matching<'m>(
+    kind: &str,
+    index: usize,
+    pattern: &str,
+    metrics: &'m [Metric],
+) -> Result<Vec<&'m str>, String> {
+    let matched: Vec<&str> = match regex::Regex::new(pattern) {
+        Ok(re) => metrics
+            .iter()
+            .filter(|m| re.is_match(&m.name))
+            .map(|m| m.name.as_str())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    if matched.is_empty() {
+        return Err(format!(
+            "{kind}[{index}]: Rule didn't match any metric name(s)"
+        ));
+    }
+    Ok(matched)
+}
+
+/// The metrics running in dry-run mode.
+pub fn dry_run_metrics(
+    rules: &[crate::api::analysis::DryRun],
+    metrics: &[Metric],
+) -> Result<std::collections::BTreeSet<String>, String> {
+    let mut out = std::collections::BTreeSet::new();
+    for (i, r) in rules.iter().enumerate() {
+        out.extend(
+            matching("dryRun", i, &r.metric_name, metrics)?
+                .into_iter()
+                .map(str::to_string),
+        );
+    }
+    Ok(out)
+}
+
+/// Measurements kept per metric (`measurementRetention`, default 10).
+pub fn retention_limits(
+    rules: &[crate::api::analysis::MeasurementRetention],
+    metrics: &[Metric],
+) -> Result<std::collections::BTreeMap<String, usize>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (i, r) in rules.iter().enumerate() {
+        for m in matching("measurementRetention", i, &r.metric_name, metrics)? {
+            out.insert(m.to_string(), r.limit.max(0) as usize);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+    use crate::api::analysis::{DryRun, MeasurementRetention};
+
+    fn metrics() -> Vec<Metric> {
+        ["web-rate", "latency"]
+            .iter()
+            .map(|n| {
+                serde_json::from_value(
+                    serde_json::json!({"name": n, "provider": {"web": {"url": "http://x"}}}),
+                )
+                .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dry_run_rules_are_unanchored_regexes() {
+        let ms = metrics();
+        let dr = |p: &str| {
+            vec![DryRun {
+                metric_name: p.into(),
+            }]
+        };
+        assert_eq!(dry_run_metrics(&dr(".*"), &ms).map(|s| s.len()), Ok(2));
+        assert_eq!(
+            dry_run_metrics(&dr("rate"), &ms).map(|s| s.into_iter().collect::<Vec<_>>()),
+            Ok(vec!["web-rate".to_string()])
+        );
+        assert_eq!(
+            dry_run_metrics(&dr("*"), &ms),
+            Err("dryRun[0]: Rule didn't match any metric name(s)".into())
+        );
+        assert_eq!(
+            dry_run_metrics(&dr("nope"), &ms),
+            Err("dryRun[0]: Rule didn't match any metric name(s)".into())
+        );
+        let keep = retention_limits(
+            &[MeasurementRetention {
+                metric_name: "lat".into(),
+                limit: 3,
+            }],
+            &ms,
+        );
+        assert_eq!(keep.map(|k| k.get("latency").copied()), Ok(Some(3)));
+    }
+}

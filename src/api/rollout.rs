@@ -594,7 +594,7 @@ pub struct FieldRef {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DryRun {
-    /// Name of the metric; `*` means all metrics.
+    /// Metric names this rule covers: a regular expression matched anywhere in the name (`.*` covers all).
     pub metric_name: String,
 }
 
@@ -602,7 +602,7 @@ pub struct DryRun {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MeasurementRetention {
-    /// Name of the metric; `*` means all metrics.
+    /// Metric names this rule covers: a regular expression matched anywhere in the name (`.*` covers all).
     pub metric_name: String,
     /// Number of most recent measurements to keep.
     pub limit: i32,

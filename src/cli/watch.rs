@@ -55,11 +55,12 @@ fn analysis_runs_api(ctx: &Ctx) -> Api<DynamicObject> {
     ctx.dynamic("argoproj.io", "v1alpha1", "AnalysisRun", "analysisruns")
 }
 
-/// AnalysisRuns of the namespace, or `None` when the AnalysisRun CRD is not installed.
+/// AnalysisRuns of the namespace, or `None` when the AnalysisRun CRD is not installed or the
+/// user may not list them (the tree is still worth showing without them).
 async fn list_analysis_runs(ctx: &Ctx) -> Result<Option<Vec<DynamicObject>>, CliError> {
     match analysis_runs_api(ctx).list(&ListParams::default()).await {
         Ok(list) => Ok(Some(list.items)),
-        Err(e) if crate::cli::error::is_not_found(&e) => Ok(None),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 403 => Ok(None),
         Err(e) => Err(e.into()),
     }
 }

@@ -15,7 +15,6 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use regex::Regex;
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -25,8 +24,8 @@ use crate::analysis::args::resolve_metric;
 use crate::analysis::providers::job::RUN_UID_LABEL;
 use crate::analysis::providers::{ProviderContext, errored, provider_for, started};
 use crate::analysis::run::{
-    DEFAULT_MEASUREMENT_HISTORY_LIMIT, assess_run, gc_measurements, generate_tasks, is_completed,
-    next_reconcile, record,
+    DEFAULT_MEASUREMENT_HISTORY_LIMIT, assess_run, dry_run_metrics, gc_measurements,
+    generate_tasks, is_completed, next_reconcile, record, retention_limits,
 };
 use crate::api::analysis::{AnalysisRun, Argument, Measurement, Metric};
 use crate::api::consts::*;
@@ -37,6 +36,7 @@ use crate::time::{k8s_time, until};
 pub struct AnalysisContext {
     pub client: Client,
     pub recorder: Recorder,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Resolve argument values, reading secrets with one GET each. Returns the values and the secret
@@ -82,10 +82,6 @@ async fn resolve_args(
         out.push(a);
     }
     Ok((out, secrets))
-}
-
-fn regex_match(pattern: &str, name: &str) -> bool {
-    Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|r| r.is_match(name))
 }
 
 fn redact(mut m: Measurement, secrets: &[String]) -> Measurement {
@@ -151,6 +147,9 @@ async fn event(
 /// One AnalysisRun reconcile.
 #[tracing::instrument(skip_all, fields(namespace = %run.namespace().unwrap_or_default(), analysisrun = %run.name_any()))]
 async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<AnalysisContext>) -> Result<Action, Error> {
+    let _timer = ctx
+        .metrics
+        .analysis_run_reconcile_timer(&run.namespace().unwrap_or_default(), &run.name_any());
     let prev = run.status.clone().unwrap_or_default();
     if prev.phase.as_deref().is_some_and(is_completed) {
         return Ok(Action::await_change());
@@ -192,14 +191,34 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<AnalysisContext>) -> Result<A
             ));
         }
         Ok((metrics, secrets)) => {
-            let dry_patterns: Vec<String> = run
-                .spec
-                .dry_run
-                .iter()
-                .flatten()
-                .map(|d| d.metric_name.clone())
-                .collect();
-            let is_dry = |name: &str| dry_patterns.iter().any(|p| regex_match(p, name));
+            let rules = dry_run_metrics(run.spec.dry_run.as_deref().unwrap_or(&[]), &metrics)
+                .and_then(|dry| {
+                    retention_limits(
+                        run.spec.measurement_retention.as_deref().unwrap_or(&[]),
+                        &metrics,
+                    )
+                    .map(|keep| (dry, keep))
+                });
+            let (dry, keep) = match rules {
+                Ok(r) => r,
+                Err(e) => {
+                    fail(&mut status, format!("Analysis spec invalid: {e}"));
+                    return finish(
+                        &ctx,
+                        &run,
+                        &prev,
+                        &status,
+                        vec![(
+                            true,
+                            "AnalysisRunError".into(),
+                            "Analysis Completed. Result: Error".into(),
+                        )],
+                        None,
+                    )
+                    .await;
+                }
+            };
+            let is_dry = |name: &str| dry.contains(name);
             let tasks = generate_tasks(&run.spec, &status, &metrics, now);
             if !tasks.is_empty() {
                 info!(count = tasks.len(), "taking measurements");
@@ -247,26 +266,31 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<AnalysisContext>) -> Result<A
                     ));
                 }
             }
-            let retention: Vec<(String, usize)> = run
-                .spec
-                .measurement_retention
-                .iter()
-                .flatten()
-                .map(|r| (r.metric_name.clone(), r.limit.max(0) as usize))
-                .collect();
             gc_measurements(&mut status, &|name| {
-                retention
-                    .iter()
-                    .find(|(p, _)| regex_match(p, name))
-                    .map_or(DEFAULT_MEASUREMENT_HISTORY_LIMIT, |(_, l)| *l)
+                keep.get(name)
+                    .copied()
+                    .unwrap_or(DEFAULT_MEASUREMENT_HISTORY_LIMIT)
             });
             if !status.phase.as_deref().is_some_and(is_completed) {
                 next = next_reconcile(&status, &metrics, now);
             }
         }
     }
-    let old = serde_json::to_value(&prev)?;
-    let new = serde_json::to_value(&status)?;
+    finish(&ctx, &run, &prev, &status, events, next).await
+}
+
+/// Write the status if it changed, record events, and say when to look again.
+async fn finish(
+    ctx: &AnalysisContext,
+    run: &AnalysisRun,
+    prev: &crate::api::analysis::AnalysisRunStatus,
+    status: &crate::api::analysis::AnalysisRunStatus,
+    events: Vec<(bool, String, String)>,
+    next: Option<Timestamp>,
+) -> Result<Action, Error> {
+    let ns = run.namespace().unwrap_or_default();
+    let old = serde_json::to_value(prev)?;
+    let new = serde_json::to_value(status)?;
     if let Some(diff) = merge_diff(&old, &new) {
         let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
         let mut patch = json!({ "status": diff });
@@ -289,7 +313,7 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<AnalysisContext>) -> Result<A
         }
     }
     for (warning, reason, note) in events {
-        event(&ctx, &run, warning, reason, note).await;
+        event(ctx, run, warning, reason, note).await;
     }
     Ok(match next {
         Some(t) => {
@@ -299,7 +323,9 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<AnalysisContext>) -> Result<A
     })
 }
 
-fn error_policy(run: Arc<AnalysisRun>, err: &Error, _ctx: Arc<AnalysisContext>) -> Action {
+fn error_policy(run: Arc<AnalysisRun>, err: &Error, ctx: Arc<AnalysisContext>) -> Action {
+    ctx.metrics
+        .analysis_run_reconcile_error(&run.namespace().unwrap_or_default(), &run.name_any());
     warn!(analysisrun = %run.name_any(), category = err.category(), "analysis reconcile failed: {err}");
     Action::requeue(err.retry_after(1, 0))
 }
@@ -312,6 +338,7 @@ pub async fn run(
     runs_stream: impl futures::Stream<Item = Arc<AnalysisRun>> + Send + 'static,
     runs: Store<AnalysisRun>,
     recorder: Recorder,
+    metrics: Arc<crate::metrics::Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let jobs: Api<Job> = match &namespace {
@@ -321,7 +348,11 @@ pub async fn run(
     let job_stream = watcher::watcher(jobs, watcher::Config::default().labels(RUN_UID_LABEL))
         .default_backoff()
         .touched_objects();
-    let ctx = Arc::new(AnalysisContext { client, recorder });
+    let ctx = Arc::new(AnalysisContext {
+        client,
+        recorder,
+        metrics,
+    });
     Controller::for_shared_stream(runs_stream, runs)
         .owns_stream(job_stream)
         .with_config(ControllerConfig::default().concurrency(30))

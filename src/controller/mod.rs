@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
@@ -27,7 +27,7 @@ use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplat
 use crate::api::consts::{LABEL_CONTROLLER_INSTANCE_ID, LABEL_POD_TEMPLATE_HASH};
 use crate::api::rollout::Rollout;
 use crate::rollout::observed::referenced_templates;
-use crate::rollout::{plan, Observed};
+use crate::rollout::{Observed, plan};
 pub use error::Error;
 use index::OwnerIndex;
 
@@ -144,21 +144,27 @@ pub async fn run(
     let owners = OwnerIndex::default();
     let (rs_reader, rs_writer) = reflector::store();
     let rs_index = owners.clone();
-    let rs_stream = watcher::watcher(replica_sets, watcher::Config::default().labels(LABEL_POD_TEMPLATE_HASH))
-        .map(move |ev| {
-            ev.map(|e| {
-                let e = slim(e);
-                rs_index.observe(&e);
-                e
-            })
+    let rs_stream = watcher::watcher(
+        replica_sets,
+        watcher::Config::default().labels(LABEL_POD_TEMPLATE_HASH),
+    )
+    .map(move |ev| {
+        ev.map(|e| {
+            let e = slim(e);
+            rs_index.observe(&e);
+            e
         })
-        .default_backoff()
-        .reflect(rs_writer)
-        .touched_objects();
+    })
+    .default_backoff()
+    .reflect(rs_writer)
+    .touched_objects();
 
     let (ro_reader, ro_writer) = reflector::store();
     settings.metrics.watch_rollouts(ro_reader.clone());
-    let (ro_synced, ar_synced) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (ro_synced, ar_synced) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
     let (ro_flag, ar_flag) = (ro_synced.clone(), ar_synced.clone());
     let ro_stream = watcher::watcher(
         rollouts,
@@ -172,37 +178,47 @@ pub async fn run(
     // AnalysisRuns feed two controllers (the Rollout's, to react to phases, and their own).
     let run_owners = OwnerIndex::default();
     let (ar_reader, ar_writer) = reflector::store_shared(1024);
-    let (Some(ar_for_rollouts), Some(ar_for_runs)) = (ar_writer.subscribe(), ar_writer.subscribe()) else {
+    let (Some(ar_for_rollouts), Some(ar_for_runs)) = (ar_writer.subscribe(), ar_writer.subscribe())
+    else {
         warn!("cannot subscribe to the AnalysisRun cache");
         return;
     };
     let ar_index = run_owners.clone();
-    let ar_driver = watcher::watcher(api::<AnalysisRun>(&client, &settings.namespace), watcher::Config::default())
-        .map(move |ev| {
-            ev.map(|e| {
-                let e = slim(mark_synced(&ar_flag, e));
-                ar_index.observe(&e);
-                e
-            })
+    let ar_driver = watcher::watcher(
+        api::<AnalysisRun>(&client, &settings.namespace),
+        watcher::Config::default(),
+    )
+    .map(move |ev| {
+        ev.map(|e| {
+            let e = slim(mark_synced(&ar_flag, e));
+            ar_index.observe(&e);
+            e
         })
-        .default_backoff()
-        .reflect_shared(ar_writer)
-        .for_each(|_| async {});
+    })
+    .default_backoff()
+    .reflect_shared(ar_writer)
+    .for_each(|_| async {});
 
     // Templates, to build runs; a template appearing re-triggers the Rollouts that name it.
     let (at_reader, at_writer) = reflector::store();
-    let at_stream = watcher::watcher(api::<AnalysisTemplate>(&client, &settings.namespace), watcher::Config::default())
-        .map(|ev| ev.map(slim))
-        .default_backoff()
-        .reflect(at_writer)
-        .touched_objects();
+    let at_stream = watcher::watcher(
+        api::<AnalysisTemplate>(&client, &settings.namespace),
+        watcher::Config::default(),
+    )
+    .map(|ev| ev.map(slim))
+    .default_backoff()
+    .reflect(at_writer)
+    .touched_objects();
     let (cat_reader, cat_stream) = if settings.namespace.is_none() {
         let (r, w) = reflector::store();
-        let s = watcher::watcher(Api::<ClusterAnalysisTemplate>::all(client.clone()), watcher::Config::default())
-            .map(|ev| ev.map(slim))
-            .default_backoff()
-            .reflect(w)
-            .touched_objects();
+        let s = watcher::watcher(
+            Api::<ClusterAnalysisTemplate>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .map(|ev| ev.map(slim))
+        .default_backoff()
+        .reflect(w)
+        .touched_objects();
         (Some(r), Some(s))
     } else {
         (None, None)
@@ -256,7 +272,11 @@ pub async fn run(
                 .filter(|ro| cluster || ro.namespace() == ns)
                 .filter(|ro| {
                     let (n, c) = referenced_templates(ro);
-                    if cluster { c.contains(&name) } else { n.contains(&name) }
+                    if cluster {
+                        c.contains(&name)
+                    } else {
+                        n.contains(&name)
+                    }
                 })
                 .map(|ro| ObjectRef::from_obj(ro.as_ref()))
                 .collect()
@@ -267,11 +287,15 @@ pub async fn run(
         .owns_stream(rs_stream)
         .reconcile_all_on(settings.leadership.acquired())
         .owns_shared_stream(ar_for_rollouts)
-        .watches_stream(at_stream, move |t: AnalysisTemplate| at_map(t.name_any(), t.namespace()));
+        .watches_stream(at_stream, move |t: AnalysisTemplate| {
+            at_map(t.name_any(), t.namespace())
+        });
     if let Some(s) = cat_stream {
         let cat_map = template_owner(ro_reader.clone(), true);
-        rollout_controller =
-            rollout_controller.watches_stream(s, move |t: ClusterAnalysisTemplate| cat_map(t.name_any(), None));
+        rollout_controller = rollout_controller
+            .watches_stream(s, move |t: ClusterAnalysisTemplate| {
+                cat_map(t.name_any(), None)
+            });
     }
     let rollouts = rollout_controller
         .with_config(ControllerConfig::default().concurrency(settings.threads))
@@ -286,13 +310,20 @@ pub async fn run(
     {
         let source = ar_reader.clone();
         settings.metrics.set_analysis_source(move || {
-            source.state().iter().map(|r| crate::metrics::analysis_run_sample(r)).collect()
+            source
+                .state()
+                .iter()
+                .map(|r| crate::metrics::analysis_run_sample(r))
+                .collect()
         });
     }
     // Only the leader runs the AnalysisRun controller (it writes). A standby drains the shared
     // stream, so the reflector never blocks on it; on takeover every cached run is reconciled.
-    let (leadership, runs_store, runs_stop) = (settings.leadership.clone(), ar_reader.clone(), stopped());
-    let (runs_client, runs_ns, runs_shutdown) = (client.clone(), settings.namespace.clone(), stopped());
+    let (leadership, runs_store, runs_stop) =
+        (settings.leadership.clone(), ar_reader.clone(), stopped());
+    let (runs_client, runs_ns, runs_shutdown) =
+        (client.clone(), settings.namespace.clone(), stopped());
+    let runs_metrics = settings.metrics.clone();
     let runs = async move {
         let mut handle = ar_for_runs;
         {
@@ -304,7 +335,16 @@ pub async fn run(
             }
         }
         let cached = futures::stream::iter(runs_store.state());
-        analysis::run(runs_client, runs_ns, cached.chain(handle), ar_reader, recorder, runs_shutdown).await;
+        analysis::run(
+            runs_client,
+            runs_ns,
+            cached.chain(handle),
+            ar_reader,
+            recorder,
+            runs_metrics,
+            runs_shutdown,
+        )
+        .await;
     };
     let driver = tokio::spawn(ar_driver);
     let stopper = async move {

@@ -39,16 +39,29 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start() -> Result<Cluster> {
-        let dir = std::env::var_os("SLUICE_E2E_DIR")
+        let base = std::env::var_os("SLUICE_E2E_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| root().join("target/e2e-cluster"));
         let script = root().join("e2e/k8s-local.sh");
-        // A leftover cluster from an interrupted run is stopped first.
-        let _ = Command::new("bash")
-            .arg(&script)
-            .arg("down")
-            .arg(&dir)
-            .status();
+        // Clusters left by interrupted runs are stopped and removed; this run gets a directory
+        // (and so an etcd) of its own.
+        std::fs::create_dir_all(&base)?;
+        for entry in std::fs::read_dir(&base)?.flatten() {
+            let old = entry.path();
+            if old
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("run-"))
+            {
+                let _ = Command::new("bash")
+                    .arg(&script)
+                    .arg("down")
+                    .arg(&old)
+                    .status();
+                let _ = std::fs::remove_dir_all(&old);
+            }
+        }
+        let dir = base.join(format!("run-{}", std::process::id()));
         let t = Instant::now();
         let status = Command::new("bash")
             .arg(&script)
@@ -144,6 +157,7 @@ impl Drop for Cluster {
                 .arg("down")
                 .arg(&self.dir)
                 .status();
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }

@@ -152,6 +152,7 @@ async fn main() {
     let results = futures::future::join_all(runs).await;
     let passed = results.iter().filter(|ok| **ok).count();
     let failed = results.len() - passed;
+    drop(prometheus);
     drop(cluster);
     println!(
         "e2e finished in {:.1}s (logs in target/e2e-logs)",

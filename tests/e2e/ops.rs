@@ -624,7 +624,8 @@ async fn service_account_kubeconfig(
         "contexts": [{"name": sa, "context": {"cluster": cluster_name, "user": sa, "namespace": ns}}],
         "current-context": sa,
     });
-    let path = log_path(&format!("{ns}-{sa}-kubeconfig"));
+    // Beside the cluster it belongs to (concurrent runs share target/e2e-logs).
+    let path = c.dir.join(format!("{ns}-{sa}-kubeconfig"));
     // JSON is YAML.
     std::fs::write(&path, serde_json::to_vec_pretty(&kc)?)?;
     Ok(path)
