@@ -141,6 +141,14 @@ pub async fn apply(ctx: &Context, ro: &Rollout, ns: &str, plan: &Plan) -> Result
             Err(e) => return Err(e.into()),
         }
     }
+    for pod in &plan.evict {
+        ctx.write_permit().await;
+        if evict(&ctx.client, ns, pod).await? {
+            info!(pod = %pod, "evicted pod for restart");
+        } else {
+            warn!(pod = %pod, "eviction refused (disruption budget); retrying later");
+        }
+    }
     if !plan.create_runs.is_empty()
         || !plan.terminate_runs.is_empty()
         || !plan.delete_runs.is_empty()
@@ -231,6 +239,62 @@ pub async fn apply(ctx: &Context, ro: &Rollout, ns: &str, plan: &Plan) -> Result
         }
     }
     Ok(())
+}
+
+/// The pods of a Rollout's ReplicaSets: one list by the Rollout's selector, owner-filtered.
+pub async fn rollout_pods(
+    client: &kube::Client,
+    ns: &str,
+    ro: &Rollout,
+    replica_sets: &[k8s_openapi::api::apps::v1::ReplicaSet],
+) -> Result<Vec<k8s_openapi::api::core::v1::Pod>, Error> {
+    use k8s_openapi::api::core::v1::Pod;
+    let selector = ro
+        .spec
+        .selector
+        .as_ref()
+        .map(crate::rollout::plan::format_selector)
+        .unwrap_or_default();
+    let uids: Vec<String> = replica_sets
+        .iter()
+        .filter_map(|rs| rs.metadata.uid.clone())
+        .collect();
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pods = api
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await?;
+    Ok(pods
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| uids.contains(&o.uid))
+        })
+        .collect())
+}
+
+/// Evict a pod (honouring PodDisruptionBudgets): `policy/v1`, falling back to `policy/v1beta1`
+/// on servers older than 1.22. A 429 (budget exhausted) is not an error: the pod is retried later.
+async fn evict(client: &kube::Client, ns: &str, pod: &str) -> Result<bool, Error> {
+    for version in ["policy/v1", "policy/v1beta1"] {
+        let body = json!({"apiVersion": version, "kind": "Eviction", "metadata": {"name": pod, "namespace": ns}});
+        let req = http::Request::post(format!("/api/v1/namespaces/{ns}/pods/{pod}/eviction"))
+            .header("Content-Type", "application/json")
+            .body(serde_json::to_vec(&body)?)
+            .map_err(|e| Error::Kube(kube::Error::HttpError(e)))?;
+        match client.request_text(req).await {
+            Ok(_) => return Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 429 => return Ok(false),
+            Err(kube::Error::Api(s)) if s.code == 404 && s.reason != "NotFound" => continue,
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 400 && version == "policy/v1" => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(false)
 }
 
 #[cfg(test)]

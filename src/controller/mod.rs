@@ -387,6 +387,12 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
         None => Vec::new(),
     };
     let now = jiff::Timestamp::now();
+    // Pods are read only while a restart is due: one label-selected list, never a cache.
+    let pods = if crate::rollout::restart::restart_due(&ro, now) {
+        Some(apply::rollout_pods(&ctx.client, &ns, &ro, &owned).await?)
+    } else {
+        None
+    };
     let plan = plan(
         &Observed {
             rollout: &ro,
@@ -394,6 +400,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
             analysis_runs: &runs,
             templates: &templates,
             cluster_templates: &cluster_templates,
+            pods: pods.as_deref(),
         },
         now,
     );

@@ -5,6 +5,7 @@ pub mod hash;
 pub mod observed;
 pub mod plan;
 pub mod replicas;
+pub mod restart;
 pub mod sanitize;
 pub mod status;
 pub mod validation;

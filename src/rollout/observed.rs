@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
 
 use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use crate::api::consts::*;
@@ -22,6 +23,8 @@ pub struct Observed<'a> {
     pub templates: &'a [AnalysisTemplate],
     /// The ClusterAnalysisTemplates the Rollout references (those that exist).
     pub cluster_templates: &'a [ClusterAnalysisTemplate],
+    /// The Rollout's pods, read only while a restart is due (`restart::restart_due`).
+    pub pods: Option<&'a [Pod]>,
 }
 
 impl<'a> Observed<'a> {
@@ -33,6 +36,7 @@ impl<'a> Observed<'a> {
             analysis_runs: &[],
             templates: &[],
             cluster_templates: &[],
+            pods: None,
         }
     }
 }

@@ -21,6 +21,9 @@ use crate::rollout::replicas::{
     BasicCanaryInput, RsCounts, at_desired_counts_basic, basic_canary_counts, resolve_fenceposts,
     scale_down_older,
 };
+use crate::rollout::restart::{
+    RECHECK as RESTART_RECHECK, Restart, plan_restart, restart_due, restart_requested,
+};
 use crate::rollout::sanitize::sanitize_template;
 use crate::rollout::status::*;
 use crate::rollout::validation::{invalid_spec_message, validate};
@@ -39,6 +42,8 @@ pub struct Plan {
     pub rollout_revision: Option<String>,
     /// The new status, when it differs from the observed one.
     pub status: Option<RolloutStatus>,
+    /// Pods to evict (restart).
+    pub evict: Vec<String>,
     /// AnalysisRuns to create.
     pub create_runs: Vec<AnalysisRun>,
     /// AnalysisRuns to stop (`spec.terminate: true`).
@@ -59,6 +64,7 @@ impl Plan {
             && self.deletes.is_empty()
             && self.rollout_revision.is_none()
             && self.status.is_none()
+            && self.evict.is_empty()
             && self.create_runs.is_empty()
             && self.terminate_runs.is_empty()
             && self.delete_runs.is_empty()
@@ -510,6 +516,11 @@ impl<'a> Canary<'a> {
             return self.persist(st);
         }
 
+        if self.restart(&mut st) {
+            // Availability counts are stale until the evicted pods are replaced: stop here.
+            self.plan.requeue_after = self.requeue.iter().min().copied();
+            return self.plan;
+        }
         self.gc_history();
         if let Err(msg) = self.reconcile_analysis(&mut st) {
             let name = self.ro.metadata.name.clone().unwrap_or_default();
@@ -523,6 +534,57 @@ impl<'a> Canary<'a> {
             }
         }
         self.sync_status(st)
+    }
+
+    /// The pod restarter. Returns true when pods are being evicted this reconcile.
+    fn restart(&mut self, st: &mut RolloutStatus) -> bool {
+        if !restart_requested(self.ro) {
+            return false;
+        }
+        let mut order: Vec<&ReplicaSet> = self.stable_rs.into_iter().chain(self.new_rs).collect();
+        let mut older = self.others.clone();
+        older.sort_by_key(|rs| rs.created());
+        order.extend(older);
+        order.dedup_by_key(|rs| rs.name().to_string());
+        let canary = self.ro.spec.strategy.canary.as_ref();
+        let unavailable = resolve_fenceposts(
+            canary.and_then(|c| c.max_surge.as_ref()),
+            canary.and_then(|c| c.max_unavailable.as_ref()),
+            self.replicas,
+        )
+        .map_or(1, |(_, u)| u);
+        let decision = match self.obs.pods {
+            Some(pods) => plan_restart(self.ro, &order, pods, unavailable, self.now),
+            None if restart_due(self.ro, self.now) => Restart::Wait,
+            None => plan_restart(self.ro, &order, &[], unavailable, self.now),
+        };
+        match decision {
+            Restart::Idle => false,
+            Restart::Later(d) => {
+                self.requeue.push(d);
+                false
+            }
+            Restart::Wait => {
+                self.requeue.push(RESTART_RECHECK);
+                false
+            }
+            Restart::Done => {
+                st.restarted_at = self.ro.spec.restart_at.clone();
+                false
+            }
+            Restart::Evict(pods) => {
+                for p in &pods {
+                    self.event(
+                        false,
+                        "RestartingPod",
+                        format!("Evicting pod {p} created before restartAt"),
+                    );
+                }
+                self.plan.evict = pods;
+                self.requeue.push(RESTART_RECHECK);
+                true
+            }
+        }
     }
 
     /// Argo's `reconcileAnalysisRuns`: create, cancel and collect AnalysisRuns; a run's phase may

@@ -110,6 +110,7 @@ impl Sim {
             analysis_runs: &self.runs,
             templates: &self.templates,
             cluster_templates: &[],
+            pods: None,
         };
         let p = plan(&obs, self.now);
         self.apply(&p);

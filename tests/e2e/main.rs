@@ -101,6 +101,10 @@ async fn main() {
             Box::pin(scenarios::malformed_rollout(c)),
         ),
         (
+            "restart_evicts_old_pods",
+            Box::pin(scenarios::restart_evicts_old_pods(c)),
+        ),
+        (
             "adopt_argo_replicaset",
             Box::pin(scenarios::adopt_argo_replicaset(c)),
         ),

@@ -462,3 +462,44 @@ pub async fn adopt_argo_replicaset(c: &Cluster) -> Result<()> {
     .await?;
     f.cleanup().await
 }
+
+/// `restart`: pods older than spec.restartAt are evicted (one at a time with maxUnavailable 1),
+/// replaced by the ReplicaSet, and the controller records status.restartedAt.
+pub async fn restart_evicts_old_pods(c: &Cluster) -> Result<()> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::Api;
+    use kube::api::ListParams;
+
+    let mut f = Fixture::new(c, "restart").await?;
+    deployed(&mut f, &seed()).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let at = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 1)?;
+    let at_s = at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    f.when_spec_patch(json!({"spec": {"restartAt": at_s}}))
+        .await?;
+    let restart_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at));
+    let v = f
+        .then("restartedAt recorded", T, |v| {
+            v.ro.status.as_ref().and_then(|s| s.restarted_at.clone()) == restart_at && v.healthy()
+        })
+        .await?;
+    ensure!(v.phase() == "Healthy", "{}", v.phase());
+    let pods: Api<Pod> = Api::namespaced(f.client.clone(), &f.ns);
+    let live: Vec<Pod> = pods
+        .list(&ListParams::default().labels("app=frontend"))
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    ensure!(live.len() == 5, "5 pods, got {}", live.len());
+    ensure!(
+        live.iter().all(|p| p
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .is_some_and(|t| t.0 >= at)),
+        "every pod was recreated after restartAt"
+    );
+    f.cleanup().await
+}

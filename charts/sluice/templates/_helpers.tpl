@@ -88,6 +88,14 @@ cluster-wide install and the Role of a namespaced one). Secrets are not here: se
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["list", "watch", "get", "create", "delete"]
+# Pods are listed (by each Rollout's selector, never watched or cached) and evicted only while a
+# `kubectl sluice restart` is being carried out.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+- apiGroups: [""]
+  resources: ["pods/eviction"]
+  verbs: ["create"]
 # Kubernetes events about Rollouts and AnalysisRuns (events.k8s.io/v1; a repeated event is
 # patched).
 - apiGroups: ["events.k8s.io"]
