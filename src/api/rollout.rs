@@ -1296,47 +1296,8 @@ mod tests {
     use kube::CustomResourceExt;
     use serde_json::json;
 
-    /// `/work/shared/examples/seed-rollout.yaml`, copied so the tests need nothing outside the
-    /// crate.
-    const SEED: &str = r#"
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: frontend
-spec:
-  replicas: 5
-  strategy:
-    canary:
-      steps:
-      - setWeight: 20
-      - pause: {duration: 10m}
-      - setWeight: 40
-      - pause: {duration: 10m}
-      - setWeight: 60
-      - pause: {duration: 10m}
-      - setWeight: 80
-      - pause: {duration: 10m}
-  revisionHistoryLimit: 2
-  selector:
-    matchLabels:
-      app: frontend
-  template:
-    metadata:
-      labels:
-        app: frontend
-    spec:
-      containers:
-      - name: frontend
-        image: frontend:v1
-        ports:
-        - name: http
-          containerPort: 8080
-          protocol: TCP
-        resources:
-          requests:
-            memory: 32Mi
-            cpu: 5m
-"#;
+    /// The seed manifest, from the project's own copy (e2e/manifests/seed-rollout.yaml).
+    const SEED: &str = include_str!("../../e2e/manifests/seed-rollout.yaml");
 
     /// An Argo manifest touching most of the spec: blue-green with analysis, and canary steps
     /// of every kind with Istio routing.

@@ -15,41 +15,8 @@ use crate::rollout::Observed;
 use crate::rollout::observed::RsExt;
 use crate::rollout::plan::{Plan, PlannedEvent, plan};
 
-/// The seed manifest the project grew from.
-pub const SEED: &str = r#"
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: frontend
-  namespace: default
-  uid: 11111111-2222-3333-4444-555555555555
-  generation: 1
-spec:
-  replicas: 5
-  strategy:
-    canary:
-      steps:
-      - setWeight: 20
-      - pause: {duration: 10m}
-      - setWeight: 40
-      - pause: {duration: 10m}
-      - setWeight: 60
-      - pause: {duration: 10m}
-      - setWeight: 80
-      - pause: {duration: 10m}
-  revisionHistoryLimit: 2
-  selector:
-    matchLabels:
-      app: frontend
-  template:
-    metadata:
-      labels:
-        app: frontend
-    spec:
-      containers:
-      - name: frontend
-        image: frontend:v1
-"#;
+/// The seed manifest the project grew from (the project's copy, applied unchanged by the e2e suite).
+pub const SEED: &str = include_str!("../../e2e/manifests/seed-rollout.yaml");
 
 /// How pods behave in the simulation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,7 +42,14 @@ pub struct Sim {
 
 impl Sim {
     pub fn new(yaml: &str) -> Sim {
-        let ro: Rollout = serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("bad yaml: {e}"));
+        let mut ro: Rollout =
+            serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("bad yaml: {e}"));
+        // What the API server would have filled in.
+        let m = &mut ro.metadata;
+        m.namespace.get_or_insert_with(|| "default".into());
+        let uid = format!("uid-{}", m.name.clone().unwrap_or_default());
+        m.uid.get_or_insert(uid);
+        m.generation.get_or_insert(1);
         Sim {
             ro,
             rss: Vec::new(),

@@ -115,6 +115,22 @@ pub fn judged(mut m: Measurement, metric: &Metric, value: &MetricValue) -> Measu
     m
 }
 
+/// Run a provider query under a timeout and judge its result: the shared tail of synchronous
+/// providers (prometheus, web).
+pub async fn measure_with_timeout(
+    metric: &Metric,
+    secs: i64,
+    what: &str,
+    query: impl Future<Output = Result<MetricValue, String>>,
+) -> Measurement {
+    let m = started(Timestamp::now());
+    match tokio::time::timeout(std::time::Duration::from_secs(secs.max(1) as u64), query).await {
+        Ok(Ok(value)) => judged(m, metric, &value),
+        Ok(Err(e)) => errored(m, e),
+        Err(_) => errored(m, format!("{what} timed out after {secs}s")),
+    }
+}
+
 /// `Basic` authorization header value.
 pub fn basic_auth(user: &str, password: &str) -> String {
     use base64::Engine as _;

@@ -1,13 +1,13 @@
 //! Prometheus: an instant query (or a range query), the result handed to the evaluator as a
 //! float (scalar) or a list of floats (vector, or every sample of a matrix) so `result[0]` works.
 
-use std::time::Duration;
-
 use jiff::Timestamp;
 use prometheus_http_query::response::Data;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
-use super::{BoxFuture, Provider, ProviderContext, basic_auth, errored, judged, started};
+use super::{
+    BoxFuture, Provider, ProviderContext, basic_auth, errored, measure_with_timeout, started,
+};
 use crate::analysis::expr::{MetricValue, eval_value};
 use crate::api::analysis::{Measurement, Metric, PrometheusMetric};
 
@@ -117,16 +117,11 @@ impl Provider for Prometheus {
         metric: &'a Metric,
     ) -> BoxFuture<'a, Measurement> {
         Box::pin(async move {
-            let m = started(Timestamp::now());
             let Some(p) = metric.provider.prometheus.as_ref() else {
-                return errored(m, "not a prometheus metric");
+                return errored(started(Timestamp::now()), "not a prometheus metric");
             };
             let secs = p.timeout.filter(|t| *t > 0).unwrap_or(DEFAULT_TIMEOUT);
-            match tokio::time::timeout(Duration::from_secs(secs as u64), query(p)).await {
-                Ok(Ok(value)) => judged(m, metric, &value),
-                Ok(Err(e)) => errored(m, e),
-                Err(_) => errored(m, format!("prometheus query timed out after {secs}s")),
-            }
+            measure_with_timeout(metric, secs, "prometheus query", query(p)).await
         })
     }
 }

@@ -1,13 +1,13 @@
 //! Web: an HTTP request; a JSON body is narrowed with a Kubernetes-style JSONPath (`{$.data.ok}`),
 //! any other body is the raw string. Non-2xx is an Error.
 
-use std::time::Duration;
-
 use jiff::Timestamp;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::{BoxFuture, Provider, ProviderContext, basic_auth, errored, judged, started};
+use super::{
+    BoxFuture, Provider, ProviderContext, basic_auth, errored, measure_with_timeout, started,
+};
 use crate::analysis::expr::MetricValue;
 use crate::api::analysis::{Measurement, Metric, WebMetric};
 
@@ -117,19 +117,14 @@ impl Provider for Web {
         metric: &'a Metric,
     ) -> BoxFuture<'a, Measurement> {
         Box::pin(async move {
-            let m = started(Timestamp::now());
             let Some(w) = metric.provider.web.as_ref() else {
-                return errored(m, "not a web metric");
+                return errored(started(Timestamp::now()), "not a web metric");
             };
             let secs = w
                 .timeout_seconds
                 .filter(|t| *t > 0)
                 .unwrap_or(DEFAULT_TIMEOUT);
-            match tokio::time::timeout(Duration::from_secs(secs as u64), fetch(w)).await {
-                Ok(Ok(value)) => judged(m, metric, &value),
-                Ok(Err(e)) => errored(m, e),
-                Err(_) => errored(m, format!("web request timed out after {secs}s")),
-            }
+            measure_with_timeout(metric, secs, "web request", fetch(w)).await
         })
     }
 }
