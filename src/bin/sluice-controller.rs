@@ -90,32 +90,12 @@ struct Args {
 /// seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
+    // A bare number is seconds; otherwise a Go duration ("15s", "1m30s"), like Argo's flags.
     if let Ok(secs) = s.parse::<f64>() {
         return Duration::try_from_secs_f64(secs).map_err(|e| e.to_string());
     }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("{s:?}: missing unit (ms, s, m, h)"))?;
-        let (num, tail) = rest.split_at(num_len);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let n: f64 = num.parse().map_err(|_| format!("{s:?}: not a duration"))?;
-        let scale = match unit {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
-        };
-        total += Duration::try_from_secs_f64(n * scale).map_err(|e| e.to_string())?;
-        rest = tail;
-    }
-    Ok(total)
+    sluice::time::parse_go_duration(s)
+        .ok_or_else(|| format!("{s:?}: not a duration (e.g. 15s, 1m30s)"))
 }
 
 mod json_log {
