@@ -499,6 +499,99 @@ pub fn next_reconcile(
     next
 }
 
+/// Argo's `ValidateMetrics` (utils/analysis/factory.go): run on the resolved metrics before any
+/// measurement; an error makes the run Error ("Analysis spec invalid: ..."). Limits are read like
+/// Go's `IntOrString.IntValue` (an unparseable string is 0).
+pub fn validate_metrics(metrics: &[Metric]) -> Result<(), String> {
+    if metrics.is_empty() {
+        return Err("no metrics specified".into());
+    }
+    for (i, m) in metrics.iter().enumerate() {
+        if metrics[..i].iter().any(|x| x.name == m.name) {
+            return Err(format!("metrics[{i}]: duplicate name '{}'", m.name));
+        }
+        validate_metric(m).map_err(|e| format!("metrics[{i}]: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Argo's `ValidateMetric`.
+fn validate_metric(m: &Metric) -> Result<(), String> {
+    let count = int_value(&m.count).unwrap_or(0);
+    let failure_limit = int_value(&m.failure_limit).unwrap_or(0);
+    let success_limit = int_value(&m.consecutive_success_limit).unwrap_or(0);
+    let inconclusive_limit = int_value(&m.inconclusive_limit).unwrap_or(0);
+    if success_limit < 0 {
+        return Err("consecutiveSuccessLimit must be >= 0".into());
+    }
+    if failure_limit < -1 {
+        return Err("failureLimit must be >= 0, or -1 to be disabled".into());
+    }
+    if success_limit == 0 && failure_limit == -1 {
+        return Err("failureLimit and consecutiveSuccessLimit cannot both be disabled".into());
+    }
+    if inconclusive_limit < 0 {
+        return Err("inconclusiveLimit must be >= 0".into());
+    }
+    if int_value(&m.consecutive_error_limit).is_some_and(|l| l < 0) {
+        return Err("consecutiveErrorLimit must be >= 0".into());
+    }
+    if count > 0 {
+        if failure_limit >= 0 {
+            if count < failure_limit + success_limit {
+                return Err(format!(
+                    "count ({count}) must be >= failureLimit + consecutiveSuccessLimit ({failure_limit} + {success_limit}) if both >= 0"
+                ));
+            }
+        } else if count < success_limit {
+            return Err("count must be >= consecutiveSuccessLimit".into());
+        }
+        if count < inconclusive_limit {
+            return Err("count must be >= inconclusiveLimit".into());
+        }
+    }
+    let interval = m.interval.as_deref().unwrap_or("");
+    if count > 1 && interval.is_empty() {
+        return Err("interval must be specified when count > 1".into());
+    }
+    if !interval.is_empty() && parse_go_duration(interval).is_none() {
+        return Err(format!(
+            "invalid interval string: time: invalid duration {interval:?}"
+        ));
+    }
+    let delay = m.initial_delay.as_deref().unwrap_or("");
+    if !delay.is_empty() && parse_go_duration(delay).is_none() {
+        return Err(format!(
+            "invalid startDelay string: time: invalid duration {delay:?}"
+        ));
+    }
+    let p = &m.provider;
+    let providers = [
+        p.prometheus.is_some(),
+        p.job.is_some(),
+        p.web.is_some(),
+        p.wavefront.is_some(),
+        p.kayenta.is_some(),
+        p.datadog.is_some(),
+        p.new_relic.is_some(),
+        p.cloud_watch.is_some(),
+        p.graphite.is_some(),
+        p.influxdb.is_some(),
+        p.skywalking.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count()
+        + p.plugin.as_ref().map_or(0, |x| x.len());
+    if providers == 0 {
+        return Err("no provider specified".into());
+    }
+    if providers > 1 {
+        return Err("multiple providers specified".into());
+    }
+    Ok(())
+}
+
 /// Keep at most `keep(metric)` measurements per metric (oldest dropped).
 pub fn gc_measurements(status: &mut AnalysisRunStatus, keep: &dyn Fn(&str) -> usize) {
     for r in status.metric_results.iter_mut().flatten() {
@@ -850,6 +943,63 @@ mod tests {
         assert!(generate_tasks(&spec, &st, std::slice::from_ref(&m), ts(100)).is_empty());
     }
 
+    /// Argo's `ValidateMetrics` (utils/analysis/factory.go), checked before any measurement
+    /// ("Analysis spec invalid: ..."). Without it a run with no metrics, or `count > 1` without an
+    /// interval, or an unparseable interval, stays Running forever: nothing schedules the next
+    /// measurement, and the rollout waits on its analysis step.
+    #[test]
+    fn metric_validation_matches_argo() {
+        let ok = |v| validate_metrics(&[metric(v)]);
+        assert_eq!(validate_metrics(&[]), Err("no metrics specified".into()));
+        assert_eq!(ok(json!({})), Ok(()));
+        assert_eq!(ok(json!({"count": 3, "interval": "1m"})), Ok(()));
+        assert_eq!(
+            validate_metrics(&[metric(json!({})), metric(json!({}))]),
+            Err("metrics[1]: duplicate name 'm'".into())
+        );
+        assert_eq!(
+            ok(json!({"count": 2})),
+            Err("metrics[0]: interval must be specified when count > 1".into())
+        );
+        assert!(
+            ok(json!({"interval": "soon"}))
+                .is_err_and(|e| e.starts_with("metrics[0]: invalid interval string: ")),
+        );
+        assert!(
+            ok(json!({"initialDelay": "later"}))
+                .is_err_and(|e| e.starts_with("metrics[0]: invalid startDelay string: ")),
+        );
+        assert_eq!(
+            ok(json!({"failureLimit": -1})),
+            Err(
+                "metrics[0]: failureLimit and consecutiveSuccessLimit cannot both be disabled"
+                    .into()
+            )
+        );
+        assert_eq!(
+            ok(json!({"failureLimit": -2})),
+            Err("metrics[0]: failureLimit must be >= 0, or -1 to be disabled".into())
+        );
+        assert_eq!(
+            ok(json!({"count": 2, "interval": "1s", "failureLimit": 3})),
+            Err("metrics[0]: count (2) must be >= failureLimit + consecutiveSuccessLimit (3 + 0) if both >= 0".into())
+        );
+        assert_eq!(
+            ok(json!({"inconclusiveLimit": -1})),
+            Err("metrics[0]: inconclusiveLimit must be >= 0".into())
+        );
+        assert_eq!(
+            ok(json!({"consecutiveErrorLimit": -1})),
+            Err("metrics[0]: consecutiveErrorLimit must be >= 0".into())
+        );
+        let no_provider: Metric = serde_json::from_value(json!({"name": "m", "provider": {}}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            validate_metrics(&[no_provider]),
+            Err("metrics[0]: no provider specified".into())
+        );
+    }
+
     #[test]
     fn measurement_retention() {
         let m = metric(json!({"interval": "1s"}));
@@ -916,7 +1066,9 @@ pub fn dry_run_metrics(
     Ok(out)
 }
 
-/// Measurements kept per metric (`measurementRetention`, default 10).
+/// Measurements kept per metric (`measurementRetention`, default 10). As in Argo's
+/// `garbageCollectMeasurements`, a rule's limit counts only when positive; the last matching rule
+/// wins.
 pub fn retention_limits(
     rules: &[crate::api::analysis::MeasurementRetention],
     metrics: &[Metric],
@@ -924,7 +1076,12 @@ pub fn retention_limits(
     let mut out = std::collections::BTreeMap::new();
     for (i, r) in rules.iter().enumerate() {
         for m in matching("measurementRetention", i, &r.metric_name, metrics)? {
-            out.insert(m.to_string(), r.limit.max(0) as usize);
+            let keep = if r.limit > 0 {
+                r.limit as usize
+            } else {
+                DEFAULT_MEASUREMENT_HISTORY_LIMIT
+            };
+            out.insert(m.to_string(), keep);
         }
     }
     Ok(out)
@@ -976,5 +1133,31 @@ mod rule_tests {
             &ms,
         );
         assert_eq!(keep.map(|k| k.get("latency").copied()), Ok(Some(3)));
+    }
+
+    /// Argo's `garbageCollectMeasurements` uses a rule's limit only when it is positive; 0 (or a
+    /// negative limit) keeps the default 10. Keeping 0 would drop every measurement, so the metric
+    /// would be measured again on every reconcile and never complete.
+    #[test]
+    fn retention_limit_zero_keeps_the_default() {
+        let ms = metrics();
+        let rule = |limit| MeasurementRetention {
+            metric_name: "lat".into(),
+            limit,
+        };
+        for limit in [0, -1] {
+            let keep = retention_limits(&[rule(limit)], &ms);
+            assert_eq!(
+                keep.map(|k| k.get("latency").copied()),
+                Ok(Some(DEFAULT_MEASUREMENT_HISTORY_LIMIT)),
+                "limit {limit}"
+            );
+        }
+        // the last matching rule wins, as in Argo's map
+        let keep = retention_limits(&[rule(3), rule(0)], &ms);
+        assert_eq!(
+            keep.map(|k| k.get("latency").copied()),
+            Ok(Some(DEFAULT_MEASUREMENT_HISTORY_LIMIT))
+        );
     }
 }

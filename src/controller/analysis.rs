@@ -25,7 +25,7 @@ use crate::analysis::providers::job::RUN_UID_LABEL;
 use crate::analysis::providers::{ProviderContext, errored, provider_for, started};
 use crate::analysis::run::{
     DEFAULT_MEASUREMENT_HISTORY_LIMIT, assess_run, dry_run_metrics, gc_measurements,
-    generate_tasks, is_completed, next_reconcile, record, retention_limits,
+    generate_tasks, is_completed, next_reconcile, record, retention_limits, validate_metrics,
 };
 use crate::api::analysis::{AnalysisRun, Argument, Measurement, Metric};
 use crate::api::consts::*;
@@ -191,7 +191,11 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<AnalysisContext>) -> Result<A
             ));
         }
         Ok((metrics, secrets)) => {
-            let rules = dry_run_metrics(run.spec.dry_run.as_deref().unwrap_or(&[]), &metrics)
+            // Argo's `ValidateMetrics` comes first: an invalid spec never measures.
+            let rules = validate_metrics(&metrics)
+                .and_then(|()| {
+                    dry_run_metrics(run.spec.dry_run.as_deref().unwrap_or(&[]), &metrics)
+                })
                 .and_then(|dry| {
                     retention_limits(
                         run.spec.measurement_retention.as_deref().unwrap_or(&[]),

@@ -119,7 +119,10 @@ pub async fn apply(ctx: &Context, ro: &Rollout, ns: &str, plan: &Plan) -> Result
             patch["metadata"] = json!({ "annotations": u.annotations });
         }
         if let Some(r) = u.replicas {
-            patch["spec"] = json!({ "replicas": r });
+            patch["spec"]["replicas"] = json!(r);
+        }
+        if let Some(m) = u.min_ready_seconds {
+            patch["spec"]["minReadySeconds"] = json!(m);
         }
         ctx.write_permit().await;
         match rs_api

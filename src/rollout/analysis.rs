@@ -79,8 +79,9 @@ fn has_pause(prev: &RolloutStatus, reason: &str) -> bool {
         .any(|p| p.reason == reason)
 }
 
-/// `needsNewAnalysisRun`.
-fn needs_new(current: Option<&AnalysisRun>, prev: &RolloutStatus) -> bool {
+/// `needsNewAnalysisRun`. `adopted` says `current` is an orphan found by its labels rather than
+/// named in status.
+fn needs_new(current: Option<&AnalysisRun>, prev: &RolloutStatus, adopted: bool) -> bool {
     let Some(cur) = current else { return true };
     if prev.controller_pause.unwrap_or(false)
         && !has_pause(prev, PAUSE_REASON_CANARY_PAUSE_STEP)
@@ -88,7 +89,20 @@ fn needs_new(current: Option<&AnalysisRun>, prev: &RolloutStatus) -> bool {
     {
         return phase_of(cur) == ANALYSIS_PHASE_INCONCLUSIVE;
     }
-    prev.aborted_at.is_some()
+    // `abortedAt` asks for a new run after a retry. An adopted run (live, see `orphan`) created
+    // after the abort was recorded is that new run, made by a retry reconcile whose status write
+    // is not in our cache yet: creating another would duplicate it. (Argo has no adoption; its
+    // stale-cache check keeps it from getting here.)
+    let Some(aborted_at) = prev.aborted_at.as_ref() else {
+        return false;
+    };
+    let retry_run = adopted
+        && cur
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .is_some_and(|c| c.0 > aborted_at.0);
+    !retry_run
 }
 
 struct Ctx<'a, 'b> {
@@ -121,20 +135,50 @@ impl<'a, 'b> Ctx<'a, 'b> {
 
     /// A live run of this revision and kind that status does not name: one we created just before
     /// a crash (or a refused status write). Adopting it makes a restart resume it instead of
-    /// starting a duplicate.
+    /// starting a duplicate. Only unfinished, unterminated runs of this revision qualify: a
+    /// completed one may be the result of an earlier attempt (before an abort and retry, or before
+    /// a rollback after which the same template is a new revision) and would pass a step without
+    /// analysis; at worst a lost run is measured again, as in Argo.
     fn orphan(&self, kind: &str, step: Option<i32>) -> Option<AnalysisRun> {
         self.i
             .runs
             .iter()
-            .filter(|r| !r.spec.terminate.unwrap_or(false))
+            .filter(|r| !r.spec.terminate.unwrap_or(false) && !is_completed(&phase_of(r)))
             .filter(|r| {
                 let l = r.metadata.labels.clone().unwrap_or_default();
+                let revision = r
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(ANNOTATION_REVISION));
                 l.get(LABEL_ROLLOUT_TYPE).map(String::as_str) == Some(kind)
                     && l.get(LABEL_POD_TEMPLATE_HASH).map(String::as_str) == Some(self.i.new_hash)
                     && l.get(LABEL_STEP_INDEX).cloned() == step.map(|s| s.to_string())
+                    && revision == Some(&self.i.revision)
             })
             .max_by_key(|r| r.metadata.creation_timestamp.as_ref().map(|t| t.0))
             .cloned()
+    }
+
+    /// When `current` needs replacing, a live run of the same kind and step created after it: a
+    /// replacement made by a reconcile whose status write is not in our cache yet. Creating
+    /// another would duplicate it, and this reconcile would then terminate the replacement as
+    /// "not current" (a terminated run ends Successful, so a step could pass unanalysed).
+    fn replacement(
+        &self,
+        kind: &str,
+        step: Option<i32>,
+        current: Option<&AnalysisRun>,
+    ) -> Option<AnalysisRun> {
+        let cur = current?;
+        let cur_created = cur.metadata.creation_timestamp.as_ref()?.0;
+        self.orphan(kind, step).filter(|r| {
+            r.metadata.name != cur.metadata.name
+                && r.metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .is_some_and(|t| t.0 > cur_created)
+        })
     }
 
     fn cancel(&mut self, run: &AnalysisRun) {
@@ -399,11 +443,17 @@ impl<'a, 'b> Ctx<'a, 'b> {
             }
             return None;
         }
-        let current = current.or_else(|| self.orphan(ROLLOUT_TYPE_STEP, Some(i)));
-        if needs_new(current.as_ref(), prev) {
-            let mut labels = self.base_labels(ROLLOUT_TYPE_STEP);
-            labels.insert(LABEL_STEP_INDEX.into(), i.to_string());
-            return self.build(analysis, Some(i.to_string()), labels);
+        let adopted = current.is_none();
+        let mut current = current.or_else(|| self.orphan(ROLLOUT_TYPE_STEP, Some(i)));
+        if needs_new(current.as_ref(), prev, adopted) {
+            match self.replacement(ROLLOUT_TYPE_STEP, Some(i), current.as_ref()) {
+                Some(r) => current = Some(r),
+                None => {
+                    let mut labels = self.base_labels(ROLLOUT_TYPE_STEP);
+                    labels.insert(LABEL_STEP_INDEX.into(), i.to_string());
+                    return self.build(analysis, Some(i.to_string()), labels);
+                }
+            }
         }
         let cur = current?;
         self.react(&cur, "Step-based");
@@ -447,10 +497,16 @@ impl<'a, 'b> Ctx<'a, 'b> {
         if has_pause(prev, PAUSE_REASON_INCONCLUSIVE_ANALYSIS_RUN) {
             return current;
         }
-        let current = current.or_else(|| self.orphan(ROLLOUT_TYPE_BACKGROUND, None));
-        if needs_new(current.as_ref(), prev) {
-            let labels = self.base_labels(ROLLOUT_TYPE_BACKGROUND);
-            return self.build(&bg.rollout_analysis, None, labels);
+        let adopted = current.is_none();
+        let mut current = current.or_else(|| self.orphan(ROLLOUT_TYPE_BACKGROUND, None));
+        if needs_new(current.as_ref(), prev, adopted) {
+            match self.replacement(ROLLOUT_TYPE_BACKGROUND, None, current.as_ref()) {
+                Some(r) => current = Some(r),
+                None => {
+                    let labels = self.base_labels(ROLLOUT_TYPE_BACKGROUND);
+                    return self.build(&bg.rollout_analysis, None, labels);
+                }
+            }
         }
         let cur = current?;
         self.react(&cur, "Background");

@@ -18,8 +18,8 @@ use crate::rollout::hash::{json_hash, pod_template_hash, templates_match};
 use crate::rollout::observed::referenced_templates;
 use crate::rollout::observed::{Observed, RsExt};
 use crate::rollout::replicas::{
-    BasicCanaryInput, RsCounts, at_desired_counts_basic, basic_canary_counts, resolve_fenceposts,
-    scale_down_older,
+    BasicCanaryInput, ReplicaProgressThreshold, RsCounts, at_desired_counts_with_threshold,
+    basic_canary_counts, replica_progress_threshold_met, resolve_fenceposts, scale_down_older,
 };
 use crate::rollout::restart::{
     RECHECK as RESTART_RECHECK, Restart, plan_restart, restart_due, restart_requested,
@@ -80,6 +80,8 @@ pub struct RsUpdate {
     pub replicas: Option<i32>,
     /// Annotations to set (only those that change).
     pub annotations: BTreeMap<String, String>,
+    /// New `spec.minReadySeconds`, when it changes (the new ReplicaSet follows the Rollout's).
+    pub min_ready_seconds: Option<i32>,
 }
 
 /// An event to record against the Rollout.
@@ -118,6 +120,17 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
         let msg = format!(
             "The Rollout \"{}\" is invalid: spec.strategy.blueGreen: Unsupported value: this version of Sluice runs canary rollouts only",
             ro.metadata.name.as_deref().unwrap_or("")
+        );
+        return plan_invalid(ro, &prev, &generation, &msg, now);
+    }
+    if let Some(w) = &ro.spec.workload_ref {
+        // Without resolving the reference the template is empty: creating a ReplicaSet from it
+        // would fail on every reconcile and the rollout would never report why.
+        let msg = format!(
+            "The Rollout \"{}\" is invalid: spec.workloadRef: Unsupported value: \"{}/{}\": this version of Sluice does not resolve workload references",
+            ro.metadata.name.as_deref().unwrap_or(""),
+            w.kind.as_deref().unwrap_or(""),
+            w.name.as_deref().unwrap_or("")
         );
         return plan_invalid(ro, &prev, &generation, &msg, now);
     }
@@ -405,6 +418,9 @@ impl<'a> Canary<'a> {
             .and_then(|rs| rs.revision())
             .unwrap_or(0)
             .max(max_old + 1);
+        // Argo's `newRolloutContext`: an abort on a fully promoted rollout is dropped
+        // (`IsFullyPromoted && IsAborted → RemoveAbort`), so the rollout stays Healthy.
+        let remove_abort = is_completed(&prev) && prev.abort.unwrap_or(false);
         Canary {
             ro,
             steps,
@@ -424,7 +440,7 @@ impl<'a> Canary<'a> {
             remove_pause: Vec::new(),
             clear_pause: false,
             add_abort: None,
-            remove_abort: false,
+            remove_abort,
             plan: Plan::default(),
             requeue: Vec::new(),
             obs,
@@ -473,7 +489,15 @@ impl<'a> Canary<'a> {
 
     fn run(mut self) -> Plan {
         self.sync_revision();
-        let step_hash = json_hash(&self.steps);
+        // Argo's `ComputeStepHash` marshals the steps field itself: no steps hash as `null`.
+        let steps_field = self
+            .ro
+            .spec
+            .strategy
+            .canary
+            .as_ref()
+            .and_then(|c| c.steps.as_ref());
+        let step_hash = json_hash(&steps_field);
         let pod_changed = self
             .prev
             .current_pod_hash
@@ -651,6 +675,18 @@ impl<'a> Canary<'a> {
                 ),
             );
         } else if let Some(rs) = self.new_rs {
+            // Argo's `syncReplicaSetRevision` also keeps minReadySeconds in step: it is not part
+            // of the pod template, so a change to it makes no new revision.
+            let min_ready = self.ro.spec.min_ready_seconds.unwrap_or(0);
+            let rs_min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds);
+            if rs_min_ready.unwrap_or(0) != min_ready {
+                self.plan.updates.push(RsUpdate {
+                    name: rs.name().to_string(),
+                    replicas: None,
+                    annotations: BTreeMap::new(),
+                    min_ready_seconds: Some(min_ready),
+                });
+            }
             let old = rs.revision();
             if old.is_none_or(|o| o < self.new_revision) {
                 let mut ann = BTreeMap::new();
@@ -663,11 +699,16 @@ impl<'a> Canary<'a> {
                     };
                     ann.insert(ANNOTATION_REVISION_HISTORY.to_string(), h);
                 }
-                self.plan.updates.push(RsUpdate {
-                    name: rs.name().to_string(),
-                    replicas: None,
-                    annotations: ann,
-                });
+                let name = rs.name().to_string();
+                match self.plan.updates.iter_mut().find(|u| u.name == name) {
+                    Some(u) => u.annotations.extend(ann),
+                    None => self.plan.updates.push(RsUpdate {
+                        name,
+                        replicas: None,
+                        annotations: ann,
+                        min_ready_seconds: None,
+                    }),
+                }
             }
         }
         let current = self
@@ -918,6 +959,7 @@ impl<'a> Canary<'a> {
                 name: name.clone(),
                 replicas: resize.then_some(size),
                 annotations: ann,
+                min_ready_seconds: None,
             });
         }
         if resize {
@@ -995,7 +1037,8 @@ impl<'a> Canary<'a> {
         if step.set_weight.is_some() {
             let (dn, ds) = self.desired_counts();
             let older: Vec<RsCounts> = self.others.iter().map(|rs| rs.counts()).collect();
-            return at_desired_counts_basic(
+            return at_desired_counts_with_threshold(
+                self.progress_threshold(),
                 dn,
                 ds,
                 self.new_rs.map(|rs| rs.counts()),
@@ -1011,6 +1054,24 @@ impl<'a> Canary<'a> {
         step.set_header_route.is_some() || step.set_mirror_route.is_some()
     }
 
+    /// `spec.strategy.canary.replicaProgressThreshold` (Argo compares the type with "Percent"
+    /// only; anything else counts pods).
+    fn progress_threshold(&self) -> Option<ReplicaProgressThreshold> {
+        let t = self
+            .ro
+            .spec
+            .strategy
+            .canary
+            .as_ref()?
+            .replica_progress_threshold
+            .as_ref()?;
+        Some(if t.type_ == "Percent" {
+            ReplicaProgressThreshold::Percent(t.value)
+        } else {
+            ReplicaProgressThreshold::Pods(t.value)
+        })
+    }
+
     /// `shouldFullPromote`: a reason to mark the new ReplicaSet stable, if any.
     fn should_full_promote(&self) -> Option<String> {
         if self.stable_rs.is_none() {
@@ -1020,7 +1081,13 @@ impl<'a> Canary<'a> {
             return None;
         }
         let new = self.new_rs?;
-        if new.available() < self.replicas {
+        if new.available() < self.replicas
+            && !replica_progress_threshold_met(
+                self.progress_threshold(),
+                Some(new.counts()),
+                self.replicas,
+            )
+        {
             return None;
         }
         if self.prev.promote_full.unwrap_or(false) {

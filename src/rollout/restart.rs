@@ -16,13 +16,15 @@ use crate::time::{add_seconds, until};
 /// Re-check a restart this often while pods remain.
 pub const RECHECK: Duration = Duration::from_secs(30);
 
-/// A restart was asked for and has not been completed.
+/// A restart was asked for and has not been completed. Like Argo's `NeedsRestart`, any
+/// `restartedAt` other than `restartAt` counts as not done (also one later than it, after a
+/// restartAt is moved back), matching the phase's "rollout is restarting" test.
 pub fn restart_requested(ro: &Rollout) -> bool {
     let Some(at) = ro.spec.restart_at.as_ref() else {
         return false;
     };
     let done = ro.status.as_ref().and_then(|s| s.restarted_at.as_ref());
-    done.is_none_or(|d| d.0 < at.0)
+    done.is_none_or(|d| d.0 != at.0)
 }
 
 /// A restart is due now: the controller must then observe the Rollout's pods.
@@ -210,6 +212,21 @@ mod tests {
         assert_eq!(
             plan_restart(&done, &order, &pods, 0, t("2026-01-01T00:21:00Z")),
             Restart::Idle
+        );
+    }
+
+    /// Argo's `NeedsRestart` compares `restartAt` and `restartedAt` for equality: a restartAt
+    /// moved back before the last completed restart (a GitOps revert) is still carried out and
+    /// recorded, so the phase does not stay "rollout is restarting".
+    #[test]
+    fn restart_at_moved_back_is_still_recorded() {
+        let r = ro("2026-01-01T00:10:00Z", Some("2026-01-02T00:00:00Z"));
+        assert!(restart_requested(&r));
+        let stable = rs("stable", 1);
+        let fresh = vec![pod("x", "stable", "2026-01-02T00:01:00Z", true)];
+        assert_eq!(
+            plan_restart(&r, &[&stable], &fresh, 0, t("2026-01-03T00:00:00Z")),
+            Restart::Done
         );
     }
 }

@@ -124,6 +124,9 @@ impl Sim {
                 if let (Some(n), Some(spec)) = (u.replicas, rs.spec.as_mut()) {
                     spec.replicas = Some(n);
                 }
+                if let (Some(m), Some(spec)) = (u.min_ready_seconds, rs.spec.as_mut()) {
+                    spec.min_ready_seconds = Some(m);
+                }
                 self.writes += 1;
             }
         }

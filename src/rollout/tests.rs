@@ -742,3 +742,432 @@ fn a_run_created_before_a_crash_is_adopted_not_duplicated() {
         "nothing terminated"
     );
 }
+
+/// Argo's `newRolloutContext`: an abort on a fully promoted rollout is removed
+/// (`IsFullyPromoted && IsAborted → RemoveAbort`); the rollout stays Healthy.
+#[test]
+fn abort_on_a_fully_promoted_rollout_is_cleared() {
+    let mut sim = deployed_seed();
+    if let Some(st) = sim.ro.status.as_mut() {
+        st.abort = Some(true);
+    }
+    sim.settle(20);
+    let st = sim.status();
+    assert_eq!(st.abort, None);
+    assert_eq!(st.aborted_at, None);
+    assert_eq!(sim.phase().0, "Healthy");
+    assert!(
+        !sim.event_reasons()
+            .contains(&REASON_ROLLOUT_ABORTED.to_string()),
+        "{:?}",
+        sim.event_reasons()
+    );
+}
+
+/// `status.currentStepHash` equals Argo's `ComputeStepHash` (vectors from upstream
+/// `utils/conditions/rollouts_test.go` `TestComputeStepHash`), so a Rollout taken over from Argo
+/// is not seen as a steps change (which would reset its step index and clear an abort). Without
+/// steps Argo hashes Go's `null`, not `[]`.
+#[test]
+fn step_hash_matches_argo_vectors() {
+    let hash = |steps: &str| {
+        let yaml = INDEFINITE.replace(
+            "      steps:\n      - setWeight: 20\n      - pause: {}\n      - setWeight: 60\n",
+            steps,
+        );
+        let mut sim = Sim::new(&yaml);
+        sim.settle(20);
+        sim.status().current_step_hash.unwrap_or_default()
+    };
+    assert_eq!(hash("      steps:\n      - pause: {}\n"), "6b9b86fbd5");
+    assert_eq!(
+        hash("      steps:\n      - pause: {}\n      - pause: {}\n"),
+        "79c9b9f6bf"
+    );
+    assert_eq!(hash("      maxSurge: 1\n"), "5ffbfbbd64");
+}
+
+/// After a retry the first reconcile creates a new background run (the abort makes the old one
+/// stale). A following reconcile that still sees the Rollout as the user left it (its status write
+/// not yet in the cache) must adopt that run, not create another: `abortedAt` only asks for a new
+/// run once, and a run created after the abort is that new run.
+#[test]
+fn retry_with_a_stale_rollout_does_not_duplicate_the_background_run() {
+    let yaml = ANALYSIS.replace("        startingStep: 1\n", "");
+    let mut sim = Sim::new(&yaml);
+    sim.templates = vec![template("success-rate"), template("background")];
+    sim.settle(20);
+    sim.set_image("app:v2");
+    sim.settle(20);
+    let bg = format!(
+        "app-{}-2",
+        sim.status().current_pod_hash.unwrap_or_default()
+    );
+    sim.set_run_phase(&bg, ANALYSIS_PHASE_FAILED, "boom");
+    sim.settle(20);
+    assert_eq!(sim.phase().0, "Degraded");
+    sim.advance(10);
+    // retry: {"status":{"abort":false}}
+    if let Some(st) = sim.ro.status.as_mut() {
+        st.abort = Some(false);
+    }
+    // The first reconcile only records the RolloutRetry condition (checkPausedConditions).
+    sim.reconcile();
+    let user = sim.ro.clone();
+    let p = sim.reconcile();
+    assert_eq!(p.create_runs.len(), 1, "{:?}", p.create_runs);
+    let live = |sim: &Sim| {
+        sim.runs
+            .iter()
+            .filter(|r| {
+                r.spec.terminate.is_none()
+                    && r.status.is_none()
+                    && r.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(LABEL_ROLLOUT_TYPE))
+                        .map(String::as_str)
+                        == Some(ROLLOUT_TYPE_BACKGROUND)
+            })
+            .count()
+    };
+    assert_eq!(live(&sim), 1, "{:?}", sim.run_names());
+    // The next reconcile runs on the Rollout as the user left it (stale cache).
+    let fresh = std::mem::replace(&mut sim.ro, user);
+    let p = sim.reconcile();
+    assert!(
+        p.create_runs.is_empty(),
+        "duplicate run: {:?}",
+        p.create_runs
+    );
+    sim.ro = fresh;
+    sim.settle(20);
+    assert_eq!(live(&sim), 1, "{:?}", sim.run_names());
+}
+
+/// `workloadRef` is not resolved by this version: the Rollout must say so (InvalidSpec, like
+/// blue-green) instead of trying to create a ReplicaSet from its empty template on every
+/// reconcile (the API server rejects it, so the rollout would silently never progress).
+#[test]
+fn workload_ref_is_reported_not_attempted() {
+    let yaml = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: wl, namespace: default, uid: u-wl, generation: 1}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: wl}}
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: wl}
+  strategy:
+    canary:
+      steps: [{setWeight: 50}]
+"#;
+    let mut sim = Sim::new(yaml);
+    sim.settle(5);
+    assert!(sim.rss.is_empty(), "no ReplicaSet from an empty template");
+    let (phase, msg) = sim.phase();
+    assert_eq!(phase, "Degraded");
+    assert!(msg.contains("spec.workloadRef"), "{msg}");
+    assert!(sim.reconcile().is_noop());
+}
+
+/// `replicaProgressThreshold` (Argo v1.9, `AtDesiredReplicaCountsForCanary` and
+/// `shouldFullPromote`): a step, and the final promotion, count as reached once this many canary
+/// pods are available, even if one of them never becomes ready.
+#[test]
+fn replica_progress_threshold_lets_a_step_complete_with_a_straggler() {
+    let yaml = INDEFINITE
+        .replace(
+            "      steps:\n      - setWeight: 20\n      - pause: {}\n      - setWeight: 60\n",
+            "      replicaProgressThreshold: {type: Pods, value: 1}\n      steps:\n      - setWeight: 40\n",
+        );
+    let mut sim = Sim::new(&yaml);
+    sim.settle(20);
+    sim.set_image("app:v2");
+    for _ in 0..40 {
+        let p = sim.reconcile();
+        // One pod of the new ReplicaSet never becomes available.
+        let new = sim.status().current_pod_hash;
+        for rs in &mut sim.rss {
+            if rs.hash().map(str::to_string) == new
+                && new != sim.ro.status.as_ref().and_then(|s| s.stable_rs.clone())
+            {
+                let spec = rs.spec_replicas();
+                if let Some(st) = rs.status.as_mut() {
+                    st.available_replicas = Some((spec - 1).max(0));
+                    st.ready_replicas = Some((spec - 1).max(0));
+                }
+            }
+        }
+        if p.is_noop() {
+            break;
+        }
+    }
+    let st = sim.status();
+    assert_eq!(st.current_step_index, Some(1), "{:?}", sim.sizes());
+    assert_eq!(
+        st.stable_rs, st.current_pod_hash,
+        "promoted with 4 of 5 available"
+    );
+}
+
+/// Resuming after an Inconclusive step analysis starts a new run for the step. A following
+/// reconcile that still sees the Rollout from before that (stale cache) must not start yet another
+/// run and terminate the new one as "not current": the step would then complete on a terminated
+/// run (Successful, "Run Terminated") and the rollout would be promoted without analysis.
+#[test]
+fn resume_after_inconclusive_with_a_stale_rollout_keeps_the_new_run() {
+    let mut sim = analysis_sim();
+    let first = step_run_name(&sim);
+    sim.set_run_phase(&first, ANALYSIS_PHASE_INCONCLUSIVE, "");
+    sim.settle(20);
+    assert_eq!(sim.phase().1, PAUSE_REASON_INCONCLUSIVE_ANALYSIS_RUN);
+    // resume: {"status":{"pauseConditions":null}}
+    if let Some(st) = sim.ro.status.as_mut() {
+        st.pause_conditions = None;
+    }
+    // The first reconcile only records the resume in the conditions (checkPausedConditions).
+    sim.reconcile();
+    let user = sim.ro.clone();
+    let p = sim.reconcile();
+    let created: Vec<String> = p
+        .create_runs
+        .iter()
+        .filter_map(|r| r.metadata.name.clone())
+        .collect();
+    assert_eq!(created, vec![format!("{first}.1")]);
+    // The next reconcile runs on the Rollout as it was before that status write.
+    let fresh = std::mem::replace(&mut sim.ro, user);
+    let stale = sim.reconcile();
+    sim.ro = fresh;
+    assert!(stale.create_runs.is_empty(), "{:?}", stale.create_runs);
+    assert!(
+        stale.terminate_runs.is_empty(),
+        "{:?}",
+        stale.terminate_runs
+    );
+    sim.settle(20);
+    let run = sim
+        .runs
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(created[0].as_str()));
+    assert!(run.is_some_and(|r| r.spec.terminate.is_none()));
+    assert_eq!(sim.status().current_step_index, Some(1), "still analysing");
+}
+
+/// Runs are adopted by their labels only when they belong to this revision: after a rollback, the
+/// same template applied again is a new revision and its analysis step needs a new run, not the
+/// Successful run of the earlier attempt (which would pass the step without analysis).
+#[test]
+fn a_revision_applied_again_does_not_reuse_an_old_analysis_run() {
+    let mut sim = analysis_sim();
+    let old = step_run_name(&sim);
+    sim.set_run_phase(&old, ANALYSIS_PHASE_SUCCESSFUL, "");
+    sim.reconcile();
+    assert_eq!(sim.status().current_step_index, Some(2));
+    // Roll back to the stable version before the update completes, then apply v2 again.
+    sim.set_image("app:v1");
+    sim.settle(20);
+    assert_eq!(sim.status().stable_rs, sim.status().current_pod_hash);
+    sim.set_image("app:v2");
+    sim.settle(20);
+    let st = sim.status();
+    assert_eq!(st.current_step_index, Some(1), "waits for a new analysis");
+    let run = st
+        .canary
+        .and_then(|c| c.current_step_analysis_run_status)
+        .map(|s| s.name);
+    let hash = st.current_pod_hash.unwrap_or_default();
+    assert_eq!(run, Some(format!("app-{hash}-4-1")));
+}
+
+/// A retry re-runs the analysis (reference §1.12 "creates new ARs"): the Successful step run of
+/// the aborted attempt is not adopted when the retried rollout reaches the step again.
+#[test]
+fn retry_runs_the_step_analysis_again() {
+    let mut sim = analysis_sim();
+    let old = step_run_name(&sim);
+    sim.set_run_phase(&old, ANALYSIS_PHASE_SUCCESSFUL, "");
+    sim.reconcile();
+    assert_eq!(sim.status().current_step_index, Some(2));
+    if let Some(st) = sim.ro.status.as_mut() {
+        st.abort = Some(true);
+    }
+    sim.settle(20);
+    assert_eq!(sim.phase().0, "Degraded");
+    sim.advance(10);
+    if let Some(st) = sim.ro.status.as_mut() {
+        st.abort = Some(false);
+    }
+    sim.settle(20);
+    let st = sim.status();
+    assert_eq!(st.current_step_index, Some(1), "waits for a new analysis");
+    let run = st
+        .canary
+        .and_then(|c| c.current_step_analysis_run_status)
+        .map(|s| s.name);
+    assert_eq!(run, Some(format!("{old}.1")));
+}
+
+/// Random operator actions (new images, abort, retry, promote, promote --full, pause, analysis
+/// outcomes, scaling, time passing, rollback), with some reconciles running on the Rollout as it
+/// was before the previous write (a stale cache: their other writes land, their status write is
+/// refused). Every action settles without a write loop, at most one step and one background run
+/// are live, a run created by a stale reconcile is the one the next reconcile keeps, and an
+/// analysis step passes only on the run it started.
+#[test]
+fn random_actions_with_stale_reconciles_settle_without_duplicate_runs() {
+    let mut seed: u64 = 12345;
+    let mut rnd = |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    let current_runs = |sim: &Sim| -> Vec<String> {
+        sim.status()
+            .canary
+            .iter()
+            .flat_map(|c| {
+                [
+                    c.current_step_analysis_run_status.clone(),
+                    c.current_background_analysis_run_status.clone(),
+                ]
+            })
+            .flatten()
+            .map(|s| s.name)
+            .collect()
+    };
+    for case in 0..400 {
+        let yaml = if case % 2 == 0 {
+            ANALYSIS.to_string()
+        } else {
+            ANALYSIS.replace("        startingStep: 1\n", "")
+        };
+        let mut sim = Sim::new(&yaml);
+        sim.templates = vec![template("success-rate"), template("background")];
+        sim.settle(20);
+        let mut log = Vec::new();
+        let mut img = 1;
+        for _ in 0..12 {
+            let action = rnd(10);
+            log.push(action);
+            let st = sim.ro.status.get_or_insert_with(Default::default);
+            match action {
+                0 => {
+                    img += 1;
+                    sim.set_image(&format!("app:v{img}"));
+                }
+                1 => st.abort = Some(true),
+                2 => st.abort = Some(false),
+                3 => st.promote_full = Some(true),
+                4 => st.pause_conditions = None,
+                5 => {
+                    sim.ro.spec.paused = Some(!sim.ro.spec.paused.unwrap_or(false));
+                    sim.bump_generation();
+                }
+                6 => {
+                    let phase = [
+                        ANALYSIS_PHASE_SUCCESSFUL,
+                        ANALYSIS_PHASE_FAILED,
+                        ANALYSIS_PHASE_INCONCLUSIVE,
+                        ANALYSIS_PHASE_RUNNING,
+                    ][rnd(4) as usize];
+                    if let Some(n) = sim.run_names().last() {
+                        sim.set_run_phase(n, phase, "");
+                    }
+                }
+                7 => {
+                    sim.ro.spec.replicas = Some(1 + rnd(8) as i32);
+                    sim.bump_generation();
+                }
+                8 => sim.advance(700),
+                _ => {
+                    img = 1;
+                    sim.set_image("app:v1");
+                }
+            }
+            for round in 0.. {
+                assert!(
+                    round < 80,
+                    "case {case} {log:?}: no fixpoint: {:?}",
+                    sim.last
+                );
+                let before = sim.ro.clone();
+                let step_run = sim
+                    .status()
+                    .canary
+                    .and_then(|c| c.current_step_analysis_run_status)
+                    .map(|s| s.name);
+                let p = sim.reconcile();
+                // An analysis step passes only on the run status names, and never on one we
+                // terminated.
+                if p.events.iter().any(|e| e.message.ends_with("(analysis)")) {
+                    let run = sim.runs.iter().find(|r| r.metadata.name == step_run);
+                    assert!(
+                        run.is_some_and(|r| r.spec.terminate.is_none()),
+                        "case {case} {log:?}: step passed on {step_run:?}"
+                    );
+                }
+                if p.is_noop() {
+                    break;
+                }
+                if rnd(3) != 0 {
+                    continue;
+                }
+                let fresh = std::mem::replace(&mut sim.ro, before);
+                let stale = sim.reconcile();
+                sim.ro = fresh;
+                if stale.create_runs.is_empty() {
+                    continue;
+                }
+                sim.reconcile();
+                let current = current_runs(&sim);
+                for r in &stale.create_runs {
+                    let name = r.metadata.name.clone().unwrap_or_default();
+                    assert!(
+                        current.contains(&name),
+                        "case {case} {log:?}: stale reconcile created {name}, current {current:?}"
+                    );
+                }
+            }
+            let live: Vec<String> = sim
+                .runs
+                .iter()
+                .filter(|r| {
+                    r.spec.terminate.is_none()
+                        && !r
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.phase.as_deref())
+                            .is_some_and(crate::analysis::run::is_completed)
+                })
+                .filter_map(|r| r.metadata.name.clone())
+                .collect();
+            assert!(live.len() <= 2, "case {case} {log:?}: live runs {live:?}");
+        }
+    }
+}
+
+/// Argo's `syncReplicaSetRevision` keeps the new ReplicaSet's `minReadySeconds` equal to the
+/// Rollout's (it is not part of the pod template, so changing it makes no new revision).
+#[test]
+fn min_ready_seconds_change_updates_the_current_replicaset() {
+    let mut sim = deployed_seed();
+    sim.ro.spec.min_ready_seconds = Some(5);
+    sim.bump_generation();
+    let p = sim.reconcile();
+    assert!(p.create.is_none());
+    assert_eq!(
+        p.updates
+            .iter()
+            .map(|u| u.min_ready_seconds)
+            .collect::<Vec<_>>(),
+        vec![Some(5)]
+    );
+    sim.settle(10);
+    assert_eq!(sim.rss.len(), 1);
+    let spec = sim.rss[0].spec.clone().unwrap_or_default();
+    assert_eq!(spec.min_ready_seconds, Some(5));
+    assert!(sim.reconcile().is_noop());
+}
