@@ -96,14 +96,47 @@ fn not_found(e: &kube::Error) -> bool {
 }
 
 /// Carry out `plan` for `ro`.
-pub async fn apply(ctx: &Context, ro: &Rollout, ns: &str, plan: &Plan) -> Result<(), Error> {
+/// Carry out `plan`; returns the Rollout's resourceVersion after our last write to it, if any.
+pub async fn apply(
+    ctx: &Context,
+    ro: &Rollout,
+    ns: &str,
+    plan: &Plan,
+) -> Result<Option<String>, Error> {
     let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
     let ro_api: Api<Rollout> = Api::namespaced(ctx.client.clone(), ns);
     let name = ro.name_any();
 
     if let Some(rs) = &plan.create {
-        ctx.write_permit().await;
         let rs_name = rs.name_any();
+        // A ReplicaSet of that name that is not ours (a hash collision, or another owner): never
+        // apply over it. Bump status.collisionCount so the next hash, and name, differ (Argo).
+        let uid = ro.uid().unwrap_or_default();
+        if let Some(existing) = ctx
+            .replica_sets
+            .get(&kube::runtime::reflector::ObjectRef::new(&rs_name).within(ns))
+        {
+            let ours = existing
+                .owner_references()
+                .iter()
+                .any(|o| o.controller == Some(true) && o.uid == uid);
+            if !ours {
+                let count = ro
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.collision_count)
+                    .unwrap_or(0)
+                    + 1;
+                warn!(replicaset = %rs_name, collision_count = count, "a ReplicaSet with the new revision's name belongs to someone else");
+                let patch = json!({"metadata": {"resourceVersion": ro.resource_version()}, "status": {"collisionCount": count}});
+                ctx.write_permit().await;
+                let updated = ro_api
+                    .patch_status(&name, &params(), &Patch::Merge(&patch))
+                    .await?;
+                return Ok(updated.resource_version());
+            }
+        }
+        ctx.write_permit().await;
         rs_api
             .patch(
                 &rs_name,
@@ -189,6 +222,7 @@ pub async fn apply(ctx: &Context, ro: &Rollout, ns: &str, plan: &Plan) -> Result
         }
     }
     let mut resource_version = ro.resource_version();
+    let mut wrote = None;
     if let Some(rev) = &plan.rollout_revision {
         ctx.write_permit().await;
         let patch = json!({ "metadata": { "annotations": { ANNOTATION_REVISION: rev } } });
@@ -196,6 +230,7 @@ pub async fn apply(ctx: &Context, ro: &Rollout, ns: &str, plan: &Plan) -> Result
             .patch(&name, &params(), &Patch::Merge(&patch))
             .await?;
         resource_version = updated.resource_version();
+        wrote = resource_version.clone();
     }
     if let Some(status) = &plan.status {
         let old = serde_json::to_value(ro.status.clone().unwrap_or_default())?;
@@ -206,14 +241,17 @@ pub async fn apply(ctx: &Context, ro: &Rollout, ns: &str, plan: &Plan) -> Result
                 patch["metadata"] = json!({ "resourceVersion": rv });
             }
             ctx.write_permit().await;
-            if let Err(e) = ro_api
+            match ro_api
                 .patch_status(&name, &params(), &Patch::Merge(&patch))
                 .await
             {
-                if !matches!(&e, kube::Error::Api(s) if s.code == 409) {
-                    warn!(patch = %patch["status"], "status patch refused");
+                Ok(updated) => wrote = updated.resource_version(),
+                Err(e) => {
+                    if !matches!(&e, kube::Error::Api(s) if s.code == 409) {
+                        warn!(patch = %patch["status"], "status patch refused");
+                    }
+                    return Err(e.into());
                 }
-                return Err(e.into());
             }
             info!(patch = %patch["status"], "patched status");
         }
@@ -241,6 +279,58 @@ pub async fn apply(ctx: &Context, ro: &Rollout, ns: &str, plan: &Plan) -> Result
             }
         }
     }
+    Ok(wrote)
+}
+
+/// Does the Rollout's selector select this ReplicaSet (matchLabels and matchExpressions)?
+pub fn selects(ro: &Rollout, rs: &ReplicaSet) -> bool {
+    let Some(sel) = ro.spec.selector.as_ref() else {
+        return false;
+    };
+    let labels = rs.labels();
+    let labels_ok = sel
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let exprs_ok = sel.match_expressions.iter().flatten().all(|e| {
+        let v = labels.get(&e.key);
+        let vals = e.values.clone().unwrap_or_default();
+        match e.operator.as_str() {
+            "In" => v.is_some_and(|v| vals.contains(v)),
+            "NotIn" => v.is_none_or(|v| !vals.contains(v)),
+            "Exists" => v.is_some(),
+            "DoesNotExist" => v.is_none(),
+            _ => false,
+        }
+    });
+    let non_empty = sel.match_labels.as_ref().is_some_and(|m| !m.is_empty())
+        || sel
+            .match_expressions
+            .as_ref()
+            .is_some_and(|m| !m.is_empty());
+    non_empty && labels_ok && exprs_ok
+}
+
+/// Make the Rollout the controller of an orphaned ReplicaSet it selects (Argo's
+/// `ClaimReplicaSets`), guarded by the ReplicaSet's resourceVersion and uid.
+pub async fn adopt(ctx: &Context, ro: &Rollout, rs: &ReplicaSet) -> Result<(), Error> {
+    let ns = rs.namespace().unwrap_or_default();
+    let mut refs: Vec<serde_json::Value> = rs
+        .owner_references()
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()?;
+    refs.push(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": ro.name_any(),
+        "uid": ro.uid().unwrap_or_default(), "controller": true, "blockOwnerDeletion": true
+    }));
+    let patch = json!({"metadata": {"ownerReferences": refs, "uid": rs.uid(), "resourceVersion": rs.resource_version()}});
+    let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+    ctx.write_permit().await;
+    api.patch(&rs.name_any(), &params(), &Patch::Merge(&patch))
+        .await?;
+    info!(replicaset = %rs.name_any(), "adopted orphaned ReplicaSet");
     Ok(())
 }
 

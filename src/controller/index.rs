@@ -42,12 +42,15 @@ struct Maps {
     relist: Option<HashMap<Key, BTreeSet<String>>>,
 }
 
+/// Objects without a controller owner are indexed under the empty uid, so orphans of a
+/// namespace can be found (and adopted) without a scan.
 fn owner_key<K: Resource>(obj: &K) -> Option<Key> {
-    let owner = obj
+    let uid = obj
         .owner_references()
         .iter()
-        .find(|o| o.controller == Some(true))?;
-    Some((obj.namespace().unwrap_or_default(), owner.uid.clone()))
+        .find(|o| o.controller == Some(true))
+        .map_or_else(String::new, |o| o.uid.clone());
+    Some((obj.namespace().unwrap_or_default(), uid))
 }
 
 impl<K> OwnerIndex<K>

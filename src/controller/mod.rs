@@ -80,11 +80,38 @@ pub struct Context {
     pub limiter: apply::RateLimiter,
     pub settings: Settings,
     failures: Mutex<HashMap<ObjectRef<Rollout>, u32>>,
+    /// The last resourceVersion this controller wrote per Rollout, until the cache has it
+    /// (Argo's rolloutVersionTracker).
+    written: Mutex<HashMap<ObjectRef<Rollout>, u64>>,
     /// Flipped once the caches have synced; `/readyz` reports it.
     pub ready: Arc<AtomicBool>,
 }
 
 impl Context {
+    /// Is the cached Rollout older than a version this controller itself wrote?
+    fn behind_own_write(&self, key: &ObjectRef<Rollout>, cached: Option<&str>) -> bool {
+        let Ok(mut w) = self.written.lock() else {
+            return false;
+        };
+        let Some(&written) = w.get(key) else {
+            return false;
+        };
+        match cached.and_then(|c| c.parse::<u64>().ok()) {
+            Some(c) if c < written => true,
+            _ => {
+                // Caught up (or an unparseable version): forget it, the map only holds laggards.
+                w.remove(key);
+                false
+            }
+        }
+    }
+
+    fn record_write(&self, key: ObjectRef<Rollout>, rv: &str) {
+        if let (Ok(mut w), Ok(v)) = (self.written.lock(), rv.parse::<u64>()) {
+            w.insert(key, v);
+        }
+    }
+
     /// Wait for the write rate limiter, then make sure this replica still leads. A replica that
     /// lost the lease never writes again: the write waits here until the process exits.
     pub async fn write_permit(&self) {
@@ -240,6 +267,7 @@ pub async fn run(
         cluster_templates: cat_reader.clone(),
         limiter: apply::RateLimiter::new(settings.qps, settings.burst),
         failures: Mutex::new(HashMap::new()),
+        written: Mutex::new(HashMap::new()),
         ready: ready.clone(),
         settings: settings.clone(),
     });
@@ -369,7 +397,27 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
     if ro.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    let key = ObjectRef::from_obj(ro.as_ref());
+    if ctx.behind_own_write(&key, ro.resource_version().as_deref()) {
+        // Our cache has not caught up with our own last write: planning from it could redo or
+        // undo that write. The watch event for the write triggers the next reconcile.
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
     let uid = ro.uid().unwrap_or_default();
+    // ReplicaSets without a controller that this Rollout selects (e.g. after
+    // `kubectl delete rollout --cascade=orphan` and a re-apply) are adopted first, as Argo does.
+    let orphans: Vec<ReplicaSet> = ctx
+        .owners
+        .owned_by(&ctx.replica_sets, &ns, "")
+        .into_iter()
+        .filter(|rs| apply::selects(&ro, rs))
+        .collect();
+    if !orphans.is_empty() {
+        for rs in &orphans {
+            apply::adopt(&ctx, &ro, rs).await?;
+        }
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let owned = ctx.owners.owned_by(&ctx.replica_sets, &ns, &uid);
     let runs = ctx.run_owners.owned_by(&ctx.runs, &ns, &uid);
     let (names, cluster_names) = referenced_templates(&ro);
@@ -413,7 +461,9 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
             "applying plan"
         );
     }
-    apply::apply(&ctx, &ro, &ns, &plan).await?;
+    if let Some(rv) = apply::apply(&ctx, &ro, &ns, &plan).await? {
+        ctx.record_write(key.clone(), &rv);
+    }
     if let Ok(mut f) = ctx.failures.lock() {
         f.remove(&ObjectRef::from_obj(ro.as_ref()));
     }

@@ -56,10 +56,18 @@ fn phase_of(run: &AnalysisRun) -> String {
         .unwrap_or_default()
 }
 
+/// The run as the Rollout's status records it. A run with no phase yet is `Pending`: Argo would
+/// write an empty string, which API servers reject for this required field ("must be of type
+/// string: null") — the status write would fail forever.
 fn status_of(run: &AnalysisRun) -> RolloutAnalysisRunStatus {
+    let phase = phase_of(run);
     RolloutAnalysisRunStatus {
         name: run.metadata.name.clone().unwrap_or_default(),
-        status: phase_of(run),
+        status: if phase.is_empty() {
+            ANALYSIS_PHASE_PENDING.to_string()
+        } else {
+            phase
+        },
         message: run
             .status
             .as_ref()

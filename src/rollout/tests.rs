@@ -1171,3 +1171,17 @@ fn min_ready_seconds_change_updates_the_current_replicaset() {
     assert_eq!(spec.min_ready_seconds, Some(5));
     assert!(sim.reconcile().is_noop());
 }
+
+#[test]
+fn a_new_run_is_recorded_as_pending_never_with_an_empty_phase() {
+    let sim = analysis_sim();
+    let st = sim
+        .status()
+        .canary
+        .and_then(|c| c.current_step_analysis_run_status)
+        .unwrap_or_default();
+    assert_eq!(
+        st.status, ANALYSIS_PHASE_PENDING,
+        "an empty phase is refused by the API server"
+    );
+}

@@ -101,6 +101,10 @@ async fn main() {
             Box::pin(scenarios::malformed_rollout(c)),
         ),
         (
+            "orphaned_replicaset_is_adopted",
+            Box::pin(scenarios::orphaned_replicaset_is_adopted(c)),
+        ),
+        (
             "restart_evicts_old_pods",
             Box::pin(scenarios::restart_evicts_old_pods(c)),
         ),

@@ -503,3 +503,63 @@ pub async fn restart_evicts_old_pods(c: &Cluster) -> Result<()> {
     );
     f.cleanup().await
 }
+
+/// `kubectl delete rollout --cascade=orphan`, then the same Rollout applied again: its running
+/// ReplicaSet is adopted and never scaled down (no outage), and no new ReplicaSet appears.
+pub async fn orphaned_replicaset_is_adopted(c: &Cluster) -> Result<()> {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use kube::api::{DeleteParams, ListParams, PropagationPolicy};
+    use kube::{Api, ResourceExt};
+
+    let mut f = Fixture::new(c, "orphan").await?;
+    let before = deployed(&mut f, &seed()).await?;
+    let rs_name = before
+        .rss
+        .first()
+        .map(|rs| rs.name_any())
+        .unwrap_or_default();
+    let dp = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        ..DeleteParams::default()
+    };
+    f.rollouts().delete("frontend", &dp).await?;
+    let rs_api: Api<ReplicaSet> = Api::namespaced(f.client.clone(), &f.ns);
+    let orphaned = || async {
+        let rs = rs_api.get(&rs_name).await?;
+        anyhow::Ok(rs.owner_references().is_empty())
+    };
+    // The garbage collector strips the owner reference, then lets the Rollout go.
+    for _ in 0..900 {
+        if orphaned().await? && f.rollouts().get_opt("frontend").await?.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(orphaned().await?, "the ReplicaSet was orphaned");
+    f.given_rollout(&seed()).await?;
+    // Sample the ReplicaSet's size while the Rollout is adopted: it must never drop.
+    let start = Instant::now();
+    let mut min_size = i32::MAX;
+    let mut adopted = false;
+    while start.elapsed() < T {
+        let list = rs_api.list(&ListParams::default()).await?.items;
+        ensure!(list.len() == 1, "no second ReplicaSet: {}", list.len());
+        let rs = &list[0];
+        min_size = min_size.min(rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0));
+        let v = f.view().await?;
+        if !v.rss.is_empty() && v.healthy() {
+            adopted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(
+        adopted,
+        "the re-applied Rollout adopted its ReplicaSet and is Healthy"
+    );
+    ensure!(
+        min_size == 5,
+        "the adopted ReplicaSet never scaled down (min {min_size})"
+    );
+    f.cleanup().await
+}
