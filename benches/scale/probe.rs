@@ -206,8 +206,8 @@ pub fn total(samples: &[Sample], name: &str) -> f64 {
     samples
         .iter()
         .filter(|s| s.name == name)
-        .map(|s| s.value)
-        .sum()
+        // Not `sum()`: an empty f64 sum is -0.0, which prints as "-0".
+        .fold(0.0, |acc, s| acc + s.value)
 }
 
 /// The write requests the apiserver counted for the resources only the controller writes.
