@@ -2,16 +2,18 @@
 //! CRDs and namespaces, and the child processes it runs (fake kubelet, controller). Everything is
 //! stopped, and the directory removed, when the guards drop: on success, on error and on Ctrl-C.
 
+#[path = "../../tests/support/crds.rs"]
+mod crds;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config, ResourceExt};
+use kube::{Api, Client, Config};
 use serde_json::json;
 
 pub fn root() -> PathBuf {
@@ -121,43 +123,7 @@ impl Cluster {
     }
 
     async fn install_crds(&self) -> Result<()> {
-        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(root().join("crds"))? {
-            let path = entry?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path)?;
-            let crd: CustomResourceDefinition =
-                serde_saphyr::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-            let name = crd.name_any();
-            api.patch(
-                &name,
-                &PatchParams::apply("sluice-bench").force(),
-                &Patch::Apply(&crd),
-            )
-            .await
-            .with_context(|| format!("installing {name}"))?;
-            names.push(name);
-        }
-        for name in names {
-            poll(&format!("CRD {name} established"), 30, || {
-                let api = api.clone();
-                let name = name.clone();
-                async move {
-                    let crd = api.get(&name).await?;
-                    Ok(crd
-                        .status
-                        .and_then(|s| s.conditions)
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True"))
-                }
-            })
-            .await?;
-        }
-        Ok(())
+        crds::install(&self.client, &root().join("crds"), "sluice-bench").await
     }
 
     /// Create `ns` and wait until its default ServiceAccount has a token (pods need it).

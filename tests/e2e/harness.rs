@@ -2,6 +2,9 @@
 //! kubelet, and one `sluice-controller` process per scenario (namespaced, so scenarios run in
 //! parallel and one can kill its controller without touching the others).
 
+#[path = "../support/crds.rs"]
+mod crds;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -10,7 +13,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow, bail};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config, ResourceExt};
@@ -88,47 +90,7 @@ impl Cluster {
     }
 
     async fn install_crds(&self) -> Result<()> {
-        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(root().join("crds"))? {
-            let path = entry?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path)?;
-            let crd: CustomResourceDefinition =
-                serde_saphyr::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-            let name = crd.name_any();
-            api.patch(
-                &name,
-                &PatchParams::apply("sluice-e2e").force(),
-                &Patch::Apply(&crd),
-            )
-            .await
-            .with_context(|| format!("installing {name}"))?;
-            names.push(name);
-        }
-        for name in names {
-            wait_for(
-                &format!("CRD {name} established"),
-                Duration::from_secs(30),
-                || {
-                    let api = api.clone();
-                    let name = name.clone();
-                    async move {
-                        let crd = api.get(&name).await?;
-                        Ok(crd
-                            .status
-                            .and_then(|s| s.conditions)
-                            .unwrap_or_default()
-                            .iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True"))
-                    }
-                },
-            )
-            .await?;
-        }
-        Ok(())
+        crds::install(&self.client, &root().join("crds"), "sluice-e2e").await
     }
 
     fn start_kubelet(&mut self) -> Result<()> {
