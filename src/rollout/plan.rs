@@ -570,13 +570,7 @@ impl<'a> Canary<'a> {
         older.sort_by_key(|rs| rs.created());
         order.extend(older);
         order.dedup_by_key(|rs| rs.name().to_string());
-        let canary = self.ro.spec.strategy.canary.as_ref();
-        let unavailable = resolve_fenceposts(
-            canary.and_then(|c| c.max_surge.as_ref()),
-            canary.and_then(|c| c.max_unavailable.as_ref()),
-            self.replicas,
-        )
-        .map_or(1, |(_, u)| u);
+        let (_, unavailable) = self.fenceposts();
         let decision = match self.obs.pods {
             Some(pods) => plan_restart(self.ro, &order, pods, unavailable, self.now),
             None if restart_due(self.ro, self.now) => Restart::Wait,
@@ -858,17 +852,23 @@ impl<'a> Canary<'a> {
             .unwrap_or(0)
     }
 
+    /// (maxSurge, maxUnavailable) in pods. An unparseable value cannot reach here (validation
+    /// rejects it first); the fallback is the safest pair, no surge and one pod at a time.
+    fn fenceposts(&self) -> (i32, i32) {
+        let canary = self.ro.spec.strategy.canary.as_ref();
+        resolve_fenceposts(
+            canary.and_then(|c| c.max_surge.as_ref()),
+            canary.and_then(|c| c.max_unavailable.as_ref()),
+            self.replicas,
+        )
+        .unwrap_or((0, 1))
+    }
+
     /// (desired new, desired stable) for a basic canary. Without a distinct stable the new
     /// ReplicaSet targets all replicas, still bounded by the surge headroom.
     fn desired_counts(&self) -> (i32, i32) {
         let r = self.replicas;
-        let canary = self.ro.spec.strategy.canary.as_ref();
-        let (surge, unavailable) = resolve_fenceposts(
-            canary.and_then(|c| c.max_surge.as_ref()),
-            canary.and_then(|c| c.max_unavailable.as_ref()),
-            r,
-        )
-        .unwrap_or((0, 1));
+        let (surge, unavailable) = self.fenceposts();
         let older: Vec<RsCounts> = self.others.iter().map(|rs| rs.counts()).collect();
         basic_canary_counts(&BasicCanaryInput {
             replicas: r,
@@ -910,13 +910,7 @@ impl<'a> Canary<'a> {
         {
             return true;
         }
-        let canary = self.ro.spec.strategy.canary.as_ref();
-        let unavailable = resolve_fenceposts(
-            canary.and_then(|c| c.max_surge.as_ref()),
-            canary.and_then(|c| c.max_unavailable.as_ref()),
-            self.replicas,
-        )
-        .map_or(1, |(_, u)| u);
+        let (_, unavailable) = self.fenceposts();
         // Drained newest revision first.
         let mut older = self.others.clone();
         older.sort_by_key(|rs| std::cmp::Reverse((rs.revision().unwrap_or(0), rs.created())));
