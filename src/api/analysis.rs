@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::crd::{drop_default, free_form_object, job_spec_schema, without_status_subresource};
+use super::schema::{drop_default, free_form_object, job_spec_schema, without_status_subresource};
 
 // Types Argo shares between the Rollout and the analysis kinds are defined once, in `rollout`,
 // and re-exported here so the analysis engine finds everything it needs in this module.

@@ -13,6 +13,9 @@ pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` of the Argo Rollouts kinds.
 pub const API_VERSION: &str = "argoproj.io/v1alpha1";
 
+/// The field manager of every write the controller makes.
+pub const FIELD_MANAGER: &str = "sluice-controller";
+
 // ---------------------------------------------------------------------------------------------
 // status.phase
 // ---------------------------------------------------------------------------------------------
@@ -44,6 +47,9 @@ pub const CONDITION_PAUSED: &str = "Paused";
 pub const CONDITION_COMPLETED: &str = "Completed";
 /// Condition type: the rollout is completed and all its pods are available.
 pub const CONDITION_HEALTHY: &str = "Healthy";
+/// Condition type (Sluice's own, not Argo's): the spec uses fields this version of Sluice
+/// accepts but does not act on yet; the message names each and what happens instead.
+pub const CONDITION_NOT_IMPLEMENTED: &str = "NotImplemented";
 
 /// Condition status `True`.
 pub const CONDITION_TRUE: &str = "True";
@@ -89,6 +95,10 @@ pub const REASON_ROLLOUT_NOT_COMPLETED: &str = "RolloutNotCompleted";
 pub const REASON_ROLLOUT_HEALTHY: &str = "RolloutHealthy";
 /// Reason of the `InvalidSpec` condition.
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
+/// Event reason: a pod created before `spec.restartAt` is evicted.
+pub const REASON_RESTARTING_POD: &str = "RestartingPod";
+/// Reason of the `NotImplemented` condition and of its warning event.
+pub const REASON_NOT_IMPLEMENTED: &str = "NotImplemented";
 /// Event reason: the spec was updated to a new revision.
 pub const REASON_ROLLOUT_UPDATED: &str = "RolloutUpdated";
 /// Event reason: a canary step completed.

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::analysis::Argument;
-use super::crd::{atomic_map, pod_template_schema, without_status_subresource};
+use super::schema::{atomic_map, pod_template_schema, without_status_subresource};
 
 // Shared with the Rollout's experiment step; defined once, in `rollout`.
 pub use super::rollout::{AnalysisRunMetadata, DryRun, MeasurementRetention, TemplateService};

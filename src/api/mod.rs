@@ -5,3 +5,5 @@ pub mod consts;
 pub mod crd;
 pub mod experiment;
 pub mod rollout;
+pub mod schema;
+pub mod selector;

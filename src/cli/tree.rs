@@ -11,9 +11,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 
 use crate::api::consts::{ANNOTATION_SCALE_DOWN_DEADLINE, PAUSE_REASON_CANARY_PAUSE_STEP};
+use crate::api::rollout::step_string;
 use crate::api::rollout::{CanaryStep, Rollout, RolloutStatus};
 use crate::cli::render::*;
-use crate::rollout::plan::step_string;
 use crate::rollout::status::effective_phase;
 use crate::time::pause_duration_seconds;
 

@@ -11,11 +11,11 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use crate::api::consts::LABEL_POD_TEMPLATE_HASH;
+use crate::api::selector::format_selector;
 use crate::cli::Output;
 use crate::cli::context::Ctx;
 use crate::cli::error::{CliError, rollout_error};
 use crate::cli::render::revision_of;
-use crate::rollout::plan::format_selector;
 
 #[derive(Args, Debug)]
 pub struct UndoArgs {

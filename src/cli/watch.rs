@@ -14,10 +14,10 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 
 use crate::api::rollout::Rollout;
+use crate::api::selector::format_selector;
 use crate::cli::context::Ctx;
 use crate::cli::error::{CliError, rollout_error};
 use crate::cli::tree::{AnalysisRunInfo, View};
-use crate::rollout::plan::format_selector;
 
 /// Everything one frame of the tree shows.
 #[derive(Clone, Debug, Default)]

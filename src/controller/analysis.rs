@@ -28,8 +28,8 @@ use crate::analysis::run::{
     generate_tasks, is_completed, next_reconcile, record, retention_limits, validate_metrics,
 };
 use crate::api::analysis::{AnalysisRun, Argument, Measurement, Metric};
+use crate::api::consts::FIELD_MANAGER;
 use crate::api::consts::*;
-use crate::rollout::plan::FIELD_MANAGER;
 use crate::time::{k8s_time, until};
 
 /// Shared state of AnalysisRun reconciles.

@@ -15,8 +15,9 @@ use tracing::{info, warn};
 use super::{Context, Error};
 use crate::api::analysis::AnalysisRun;
 use crate::api::consts::ANNOTATION_REVISION;
+use crate::api::consts::FIELD_MANAGER;
 use crate::api::rollout::Rollout;
-use crate::rollout::plan::{FIELD_MANAGER, Plan};
+use crate::rollout::Plan;
 
 /// A token bucket shared by all writes (`--qps`, `--burst`).
 pub struct RateLimiter {
@@ -107,35 +108,22 @@ pub async fn apply(
     let ro_api: Api<Rollout> = Api::namespaced(ctx.client.clone(), ns);
     let name = ro.name_any();
 
+    for a in &plan.adopt {
+        // Guarded by uid and resourceVersion: a ReplicaSet changed or replaced since it was
+        // observed is not claimed (the next reconcile sees it again).
+        let patch = json!({"metadata": {
+            "ownerReferences": a.owner_references,
+            "uid": a.uid,
+            "resourceVersion": a.resource_version,
+        }});
+        ctx.write_permit().await;
+        rs_api
+            .patch(&a.name, &params(), &Patch::Merge(&patch))
+            .await?;
+        info!(replicaset = %a.name, "adopted orphaned ReplicaSet");
+    }
     if let Some(rs) = &plan.create {
         let rs_name = rs.name_any();
-        // A ReplicaSet of that name that is not ours (a hash collision, or another owner): never
-        // apply over it. Bump status.collisionCount so the next hash, and name, differ (Argo).
-        let uid = ro.uid().unwrap_or_default();
-        if let Some(existing) = ctx
-            .replica_sets
-            .get(&kube::runtime::reflector::ObjectRef::new(&rs_name).within(ns))
-        {
-            let ours = existing
-                .owner_references()
-                .iter()
-                .any(|o| o.controller == Some(true) && o.uid == uid);
-            if !ours {
-                let count = ro
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.collision_count)
-                    .unwrap_or(0)
-                    + 1;
-                warn!(replicaset = %rs_name, collision_count = count, "a ReplicaSet with the new revision's name belongs to someone else");
-                let patch = json!({"metadata": {"resourceVersion": ro.resource_version()}, "status": {"collisionCount": count}});
-                ctx.write_permit().await;
-                let updated = ro_api
-                    .patch_status(&name, &params(), &Patch::Merge(&patch))
-                    .await?;
-                return Ok(updated.resource_version());
-            }
-        }
         ctx.write_permit().await;
         rs_api
             .patch(
@@ -282,58 +270,6 @@ pub async fn apply(
     Ok(wrote)
 }
 
-/// Does the Rollout's selector select this ReplicaSet (matchLabels and matchExpressions)?
-pub fn selects(ro: &Rollout, rs: &ReplicaSet) -> bool {
-    let Some(sel) = ro.spec.selector.as_ref() else {
-        return false;
-    };
-    let labels = rs.labels();
-    let labels_ok = sel
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let exprs_ok = sel.match_expressions.iter().flatten().all(|e| {
-        let v = labels.get(&e.key);
-        let vals = e.values.clone().unwrap_or_default();
-        match e.operator.as_str() {
-            "In" => v.is_some_and(|v| vals.contains(v)),
-            "NotIn" => v.is_none_or(|v| !vals.contains(v)),
-            "Exists" => v.is_some(),
-            "DoesNotExist" => v.is_none(),
-            _ => false,
-        }
-    });
-    let non_empty = sel.match_labels.as_ref().is_some_and(|m| !m.is_empty())
-        || sel
-            .match_expressions
-            .as_ref()
-            .is_some_and(|m| !m.is_empty());
-    non_empty && labels_ok && exprs_ok
-}
-
-/// Make the Rollout the controller of an orphaned ReplicaSet it selects (Argo's
-/// `ClaimReplicaSets`), guarded by the ReplicaSet's resourceVersion and uid.
-pub async fn adopt(ctx: &Context, ro: &Rollout, rs: &ReplicaSet) -> Result<(), Error> {
-    let ns = rs.namespace().unwrap_or_default();
-    let mut refs: Vec<serde_json::Value> = rs
-        .owner_references()
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<Result<_, _>>()?;
-    refs.push(json!({
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": ro.name_any(),
-        "uid": ro.uid().unwrap_or_default(), "controller": true, "blockOwnerDeletion": true
-    }));
-    let patch = json!({"metadata": {"ownerReferences": refs, "uid": rs.uid(), "resourceVersion": rs.resource_version()}});
-    let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
-    ctx.write_permit().await;
-    api.patch(&rs.name_any(), &params(), &Patch::Merge(&patch))
-        .await?;
-    info!(replicaset = %rs.name_any(), "adopted orphaned ReplicaSet");
-    Ok(())
-}
-
 /// The pods of a Rollout's ReplicaSets: one list by the Rollout's selector, owner-filtered.
 pub async fn rollout_pods(
     client: &kube::Client,
@@ -346,7 +282,7 @@ pub async fn rollout_pods(
         .spec
         .selector
         .as_ref()
-        .map(crate::rollout::plan::format_selector)
+        .map(crate::api::selector::format_selector)
         .unwrap_or_default();
     let uids: Vec<String> = replica_sets
         .iter()

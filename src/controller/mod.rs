@@ -6,6 +6,7 @@ pub mod apply;
 pub mod error;
 pub mod index;
 pub mod leader;
+pub mod observe;
 pub mod server;
 
 use std::collections::HashMap;
@@ -27,7 +28,7 @@ use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplat
 use crate::api::consts::{LABEL_CONTROLLER_INSTANCE_ID, LABEL_POD_TEMPLATE_HASH};
 use crate::api::rollout::Rollout;
 use crate::rollout::observed::referenced_templates;
-use crate::rollout::{Observed, plan};
+use crate::rollout::plan;
 pub use error::Error;
 use index::OwnerIndex;
 
@@ -403,57 +404,12 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
         // undo that write. The watch event for the write triggers the next reconcile.
         return Ok(Action::requeue(Duration::from_secs(2)));
     }
-    let uid = ro.uid().unwrap_or_default();
-    // ReplicaSets without a controller that this Rollout selects (e.g. after
-    // `kubectl delete rollout --cascade=orphan` and a re-apply) are adopted first, as Argo does.
-    let orphans: Vec<ReplicaSet> = ctx
-        .owners
-        .owned_by(&ctx.replica_sets, &ns, "")
-        .into_iter()
-        .filter(|rs| apply::selects(&ro, rs))
-        .collect();
-    if !orphans.is_empty() {
-        for rs in &orphans {
-            apply::adopt(&ctx, &ro, rs).await?;
-        }
-        return Ok(Action::requeue(Duration::from_secs(1)));
-    }
-    let owned = ctx.owners.owned_by(&ctx.replica_sets, &ns, &uid);
-    let runs = ctx.run_owners.owned_by(&ctx.runs, &ns, &uid);
-    let (names, cluster_names) = referenced_templates(&ro);
-    let templates: Vec<AnalysisTemplate> = names
-        .iter()
-        .filter_map(|n| ctx.templates.get(&ObjectRef::new(n).within(&ns)))
-        .map(|t| (*t).clone())
-        .collect();
-    let cluster_templates: Vec<ClusterAnalysisTemplate> = match &ctx.cluster_templates {
-        Some(store) => cluster_names
-            .iter()
-            .filter_map(|n| store.get(&ObjectRef::new(n)))
-            .map(|t| (*t).clone())
-            .collect(),
-        None => Vec::new(),
-    };
     let now = jiff::Timestamp::now();
-    // Pods are read only while a restart is due: one label-selected list, never a cache.
-    let pods = if crate::rollout::restart::restart_due(&ro, now) {
-        Some(apply::rollout_pods(&ctx.client, &ns, &ro, &owned).await?)
-    } else {
-        None
-    };
-    let plan = plan(
-        &Observed {
-            rollout: &ro,
-            replica_sets: &owned,
-            analysis_runs: &runs,
-            templates: &templates,
-            cluster_templates: &cluster_templates,
-            pods: pods.as_deref(),
-        },
-        now,
-    );
+    let snapshot = observe::observe(&ctx, &ro, &ns, now).await?;
+    let plan = plan(&snapshot.observed(), now);
     if !plan.is_noop() {
         info!(
+            adopt = plan.adopt.len(),
             create = plan.create.is_some(),
             updates = plan.updates.len(),
             deletes = plan.deletes.len(),

@@ -14,8 +14,8 @@ use crate::api::analysis::{
 };
 use crate::api::consts::*;
 use crate::api::rollout::{Rollout, RolloutAnalysis, RolloutAnalysisRunStatus, RolloutStatus};
+use crate::rollout::effects::PlannedEvent;
 use crate::rollout::observed::RsExt;
-use crate::rollout::plan::PlannedEvent;
 
 /// What the analysis step of one reconcile decided.
 #[derive(Clone, Debug, Default, PartialEq)]

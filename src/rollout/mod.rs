@@ -1,19 +1,138 @@
-//! The pure planning core: no kube client, no async, no clock reads.
+//! The pure planning core: no kube client, no async, no clock reads. `plan(&Observed, now)`
+//! returns every effect of one reconcile. The stages, bottom up: `observed` (the snapshot),
+//! `classify` (which ReplicaSet is which), `ctx` (the state a reconcile carries), the shared
+//! stages `revision`, `restart` and `analysis`, the strategy (`canary`; blue-green will stand
+//! beside it), and `status` (every condition, phase and message), all writing one `effects::Plan`.
 
 pub mod analysis;
+pub mod canary;
+pub mod classify;
+pub mod ctx;
+pub mod effects;
 pub mod hash;
 pub mod observed;
-pub mod plan;
 pub mod replicas;
 pub mod restart;
+pub mod revision;
 pub mod sanitize;
 pub mod status;
+pub mod support;
 pub mod validation;
 
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+pub use effects::Plan;
 pub use observed::Observed;
-pub use plan::{Plan, plan};
+
+use crate::api::rollout::{Rollout, RolloutStatus};
+use classify::{adoptions, name_taken};
+use ctx::Ctx;
+use observed::referenced_templates;
+use status::{check_paused_conditions, plan_invalid};
+use validation::{invalid_spec_message, validate};
+
+/// Plan one reconcile of `obs.rollout` at time `now`.
+pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
+    let ro = obs.rollout;
+    let prev = ro.status.clone().unwrap_or_default();
+    let generation = ro.metadata.generation.unwrap_or(0).to_string();
+
+    // Orphans are claimed first, whatever the spec says (Argo claims before it syncs).
+    let adopt = adoptions(ro, obs.orphans);
+    if !adopt.is_empty() {
+        return Plan {
+            adopt,
+            requeue_after: Some(Duration::from_secs(1)),
+            ..Plan::default()
+        };
+    }
+    if let Some(msg) = unrunnable(obs) {
+        return plan_invalid(ro, &prev, &generation, &msg, now);
+    }
+    if prev.observed_generation.as_deref() == Some(generation.as_str())
+        && let Some(p) = check_paused_conditions(ro, &prev, now)
+    {
+        return p;
+    }
+    let cx = Ctx::new(obs, prev, generation, now);
+    if name_taken(ro, &cx.rs, obs.same_name) {
+        return collision(ro, &cx.prev);
+    }
+    canary::plan(cx)
+}
+
+/// Why the spec cannot run at all, as the InvalidSpec message: Argo's validation, the parts this
+/// version refuses loudly (blue-green, workloadRef), and missing analysis templates.
+fn unrunnable(obs: &Observed) -> Option<String> {
+    let ro = obs.rollout;
+    let name = ro.metadata.name.as_deref().unwrap_or("");
+    let errors = validate(ro);
+    if let Some(msg) = invalid_spec_message(ro, &errors) {
+        return Some(msg);
+    }
+    if ro.spec.strategy.canary.is_none() {
+        return Some(format!(
+            "The Rollout \"{name}\" is invalid: spec.strategy.blueGreen: Unsupported value: this version of Sluice runs canary rollouts only"
+        ));
+    }
+    if let Some(w) = &ro.spec.workload_ref {
+        // Without resolving the reference the template is empty: creating a ReplicaSet from it
+        // would fail on every reconcile and the rollout would never report why.
+        return Some(format!(
+            "The Rollout \"{name}\" is invalid: spec.workloadRef: Unsupported value: \"{}/{}\": this version of Sluice does not resolve workload references",
+            w.kind.as_deref().unwrap_or(""),
+            w.name.as_deref().unwrap_or("")
+        ));
+    }
+    missing_template(obs).map(|msg| format!("The Rollout \"{name}\" is invalid: {msg}"))
+}
+
+/// Argo's reference validation: every analysis template the Rollout names must exist.
+fn missing_template(obs: &Observed) -> Option<String> {
+    let (ns, cluster) = referenced_templates(obs.rollout);
+    let named = |n: &str| {
+        obs.templates
+            .iter()
+            .any(|t| t.metadata.name.as_deref() == Some(n))
+    };
+    if let Some(n) = ns.iter().find(|n| !named(n)) {
+        return Some(format!("AnalysisTemplate.argoproj.io \"{n}\" not found"));
+    }
+    let named = |n: &str| {
+        obs.cluster_templates
+            .iter()
+            .any(|t| t.metadata.name.as_deref() == Some(n))
+    };
+    if let Some(n) = cluster.iter().find(|n| !named(n)) {
+        return Some(format!(
+            "ClusterAnalysisTemplate.argoproj.io \"{n}\" not found"
+        ));
+    }
+    None
+}
+
+/// The new revision's name belongs to a ReplicaSet that is not ours: bump
+/// `status.collisionCount` so the next hash, and name, differ (Argo). Nothing else is written.
+fn collision(ro: &Rollout, prev: &RolloutStatus) -> Plan {
+    let mut st = prev.clone();
+    st.collision_count = Some(
+        ro.status
+            .as_ref()
+            .and_then(|s| s.collision_count)
+            .unwrap_or(0)
+            + 1,
+    );
+    Plan {
+        status: Some(st),
+        ..Plan::default()
+    }
+}
 
 #[cfg(test)]
 pub mod sim;
+#[cfg(test)]
+mod stage_tests;
 #[cfg(test)]
 mod tests;

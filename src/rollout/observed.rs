@@ -1,4 +1,5 @@
-//! The snapshot the planner sees: the Rollout and the ReplicaSets it owns, read from caches.
+//! The snapshot the planner sees: the Rollout, the ReplicaSets it owns and the analysis objects
+//! it names, read from caches by `controller::observe`.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,11 @@ pub struct Observed<'a> {
     pub cluster_templates: &'a [ClusterAnalysisTemplate],
     /// The Rollout's pods, read only while a restart is due (`restart::restart_due`).
     pub pods: Option<&'a [Pod]>,
+    /// ReplicaSets of the namespace without a controller owner (candidates for adoption).
+    pub orphans: &'a [ReplicaSet],
+    /// The cached ReplicaSet, whoever owns it, named as the new revision's ReplicaSet would be
+    /// (`classify::wanted_name`), to tell a hash collision.
+    pub same_name: Option<&'a ReplicaSet>,
 }
 
 impl<'a> Observed<'a> {
@@ -37,6 +43,8 @@ impl<'a> Observed<'a> {
             templates: &[],
             cluster_templates: &[],
             pods: None,
+            orphans: &[],
+            same_name: None,
         }
     }
 }

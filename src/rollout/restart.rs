@@ -9,7 +9,9 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::api::rollout::Rollout;
+use crate::api::consts::REASON_RESTARTING_POD;
+use crate::api::rollout::{Rollout, RolloutStatus};
+use crate::rollout::ctx::Ctx;
 use crate::rollout::observed::RsExt;
 use crate::time::{add_seconds, until};
 
@@ -138,6 +140,51 @@ pub fn plan_restart(
         Restart::Wait
     } else {
         Restart::Evict(evict)
+    }
+}
+
+/// The restart stage of a reconcile, for either strategy. Returns true when pods are being
+/// evicted this reconcile: availability counts are then stale and the reconcile stops.
+pub fn reconcile_restart(cx: &mut Ctx, st: &mut RolloutStatus, max_unavailable: i32) -> bool {
+    if !restart_requested(cx.ro) {
+        return false;
+    }
+    let mut order: Vec<&ReplicaSet> = cx.rs.stable_rs.into_iter().chain(cx.rs.new_rs).collect();
+    let mut older = cx.rs.others.clone();
+    older.sort_by_key(|rs| rs.created());
+    order.extend(older);
+    order.dedup_by_key(|rs| rs.name().to_string());
+    let decision = match cx.obs.pods {
+        Some(pods) => plan_restart(cx.ro, &order, pods, max_unavailable, cx.now),
+        None if restart_due(cx.ro, cx.now) => Restart::Wait,
+        None => plan_restart(cx.ro, &order, &[], max_unavailable, cx.now),
+    };
+    match decision {
+        Restart::Idle => false,
+        Restart::Later(d) => {
+            cx.requeue.push(d);
+            false
+        }
+        Restart::Wait => {
+            cx.requeue.push(RECHECK);
+            false
+        }
+        Restart::Done => {
+            st.restarted_at = cx.ro.spec.restart_at.clone();
+            false
+        }
+        Restart::Evict(pods) => {
+            for p in &pods {
+                cx.event(
+                    false,
+                    REASON_RESTARTING_POD,
+                    format!("Evicting pod {p} created before restartAt"),
+                );
+            }
+            cx.plan.evict = pods;
+            cx.requeue.push(RECHECK);
+            true
+        }
     }
 }
 

@@ -12,8 +12,9 @@ use crate::api::analysis::{AnalysisRun, AnalysisRunStatus, AnalysisTemplate};
 use crate::api::consts::ANNOTATION_REVISION;
 use crate::api::rollout::{Rollout, RolloutStatus};
 use crate::rollout::Observed;
+use crate::rollout::effects::{Plan, PlannedEvent};
 use crate::rollout::observed::RsExt;
-use crate::rollout::plan::{Plan, PlannedEvent, plan};
+use crate::rollout::plan;
 
 /// The seed manifest the project grew from (the project's copy, applied unchanged by the e2e suite).
 pub const SEED: &str = include_str!("../../e2e/manifests/seed-rollout.yaml");
@@ -85,6 +86,8 @@ impl Sim {
             templates: &self.templates,
             cluster_templates: &[],
             pods: None,
+            orphans: &[],
+            same_name: None,
         };
         let p = plan(&obs, self.now);
         self.apply(&p);

@@ -13,7 +13,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::crd::{atomic_map, drop_default, free_form_object, pod_template_schema};
+use crate::api::schema::{atomic_map, drop_default, free_form_object, pod_template_schema};
+use crate::time::int_or_string_display;
+
+mod status;
+mod traffic;
+
+pub use status::*;
+pub use traffic::*;
 
 // =============================================================================================
 // Spec
@@ -702,587 +709,44 @@ pub struct TemplateService {
     pub name: Option<String>,
 }
 
-// ---------------------------------------------------------------------------------------------
-// Traffic routing
-// ---------------------------------------------------------------------------------------------
-
-/// Traffic routing configuration: one provider (or plugins), plus managed routes.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RolloutTrafficRouting {
-    /// Istio VirtualService (and optionally DestinationRule) weights.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub istio: Option<IstioTrafficRouting>,
-    /// NGINX Ingress canary annotations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nginx: Option<NginxTrafficRouting>,
-    /// AWS Load Balancer Controller action annotations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alb: Option<ALBTrafficRouting>,
-    /// SMI TrafficSplit weights.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smi: Option<SMITrafficRouting>,
-    /// Ambassador canary Mappings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ambassador: Option<AmbassadorTrafficRouting>,
-    /// AWS App Mesh route weights.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app_mesh: Option<AppMeshTrafficRouting>,
-    /// Traefik weighted TraefikService.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traefik: Option<TraefikTrafficRouting>,
-    /// Routes the controller may create for header and mirror steps, in precedence order.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub managed_routes: Option<Vec<MangedRoutes>>,
-    /// Apache APISIX ApisixRoute weights.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub apisix: Option<ApisixTrafficRouting>,
-    /// Traffic router plugin configurations, by plugin name; free-form.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form_object")]
-    pub plugins: Option<BTreeMap<String, Value>>,
-    /// Total traffic weight that step weights are relative to. Unset means 100.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_traffic_weight: Option<i32>,
-}
-
-/// A managed route (the Go type name carries upstream's spelling).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MangedRoutes {
-    /// Name of the route.
-    pub name: String,
-}
-
-/// Correctly spelled alias of [`MangedRoutes`].
-pub type ManagedRoute = MangedRoutes;
-
-/// Istio traffic routing.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct IstioTrafficRouting {
-    /// The VirtualService whose route weights are edited.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub virtual_service: Option<IstioVirtualService>,
-    /// The DestinationRule whose subsets are pointed at the canary and stable pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub destination_rule: Option<IstioDestinationRule>,
-    /// Several VirtualServices whose route weights are edited.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub virtual_services: Option<Vec<IstioVirtualService>>,
-}
-
-/// An Istio VirtualService and the routes in it to edit.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct IstioVirtualService {
-    /// Name of the VirtualService.
-    pub name: String,
-    /// Names of the HTTP routes to edit. Unset requires exactly one HTTP route.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub routes: Option<Vec<String>>,
-    /// TLS routes to edit. Unset requires exactly one TLS route.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_routes: Option<Vec<TLSRoute>>,
-    /// TCP routes to edit. Unset requires exactly one TCP route.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tcp_routes: Option<Vec<TCPRoute>>,
-}
-
-/// Identifies a TLS route of a VirtualService.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TLSRoute {
-    /// Port the route matches.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<i64>,
-    /// SNI hosts the route matches.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sni_hosts: Option<Vec<String>>,
-}
-
-/// Identifies a TCP route of a VirtualService.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TCPRoute {
-    /// Port the route matches.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<i64>,
-}
-
-/// An Istio DestinationRule whose subsets follow the canary and stable pod hashes.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct IstioDestinationRule {
-    /// Name of the DestinationRule.
-    pub name: String,
-    /// Subset that selects the canary pods.
-    pub canary_subset_name: String,
-    /// Subset that selects the stable pods.
-    pub stable_subset_name: String,
-    /// Other subsets, left untouched.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub additional_subset_names: Option<Vec<String>>,
-}
-
-/// NGINX Ingress traffic routing.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NginxTrafficRouting {
-    /// Annotation prefix the ingress controller is configured with. Unset means
-    /// `nginx.ingress.kubernetes.io`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotation_prefix: Option<String>,
-    /// The stable Ingress, in the rollout's namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stable_ingress: Option<String>,
-    /// Extra annotations for the generated canary Ingress.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub additional_ingress_annotations: Option<BTreeMap<String, String>>,
-    /// Several stable Ingresses, in the rollout's namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stable_ingresses: Option<Vec<String>>,
-    /// Annotations for the canary Ingress that override the generated ones.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub canary_ingress_annotations: Option<BTreeMap<String, String>>,
-}
-
-/// AWS Load Balancer Controller traffic routing.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ALBTrafficRouting {
-    /// The Ingress, in the rollout's namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ingress: Option<String>,
-    /// Service port the Ingress action routes to.
-    pub service_port: i32,
-    /// Service in the Ingress that the action is attached to. Unset means the stable Service.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub root_service: Option<String>,
-    /// Annotation prefix the controller is configured with. Unset means
-    /// `alb.ingress.kubernetes.io`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotation_prefix: Option<String>,
-    /// Target-group stickiness.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stickiness_config: Option<StickinessConfig>,
-    /// Several Ingresses, in the rollout's namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ingresses: Option<Vec<String>>,
-}
-
-/// Duration-based target-group stickiness.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StickinessConfig {
-    /// Turn stickiness on.
-    pub enabled: bool,
-    /// How long a client sticks to a target group, in seconds.
-    pub duration_seconds: i64,
-}
-
-/// SMI traffic routing.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SMITrafficRouting {
-    /// Service clients talk to. Unset means the stable Service.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub root_service: Option<String>,
-    /// Name of the TrafficSplit. Unset means the rollout's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traffic_split_name: Option<String>,
-}
-
-/// Ambassador traffic routing.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AmbassadorTrafficRouting {
-    /// Mappings for which canary Mappings are created.
-    pub mappings: Vec<String>,
-}
-
-/// AWS App Mesh traffic routing.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AppMeshTrafficRouting {
-    /// The virtual service (and its virtual router) whose routes are edited.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub virtual_service: Option<AppMeshVirtualService>,
-    /// The virtual nodes that receive canary and stable traffic.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub virtual_node_group: Option<AppMeshVirtualNodeGroup>,
-}
-
-/// An App Mesh virtual service and the routes to edit.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AppMeshVirtualService {
-    /// Name of the virtual service.
-    pub name: String,
-    /// Names of the HTTP routes to edit. Unset requires exactly one route.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub routes: Option<Vec<String>>,
-}
-
-/// The canary and stable virtual nodes of App Mesh routing.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AppMeshVirtualNodeGroup {
-    /// Virtual node whose selector follows the canary pod hash.
-    pub canary_virtual_node_ref: AppMeshVirtualNodeReference,
-    /// Virtual node whose selector follows the stable pod hash.
-    pub stable_virtual_node_ref: AppMeshVirtualNodeReference,
-}
-
-/// Reference to an App Mesh VirtualNode.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AppMeshVirtualNodeReference {
-    /// Name of the VirtualNode.
-    pub name: String,
-}
-
-/// Traefik traffic routing.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TraefikTrafficRouting {
-    /// Name of the weighted TraefikService.
-    pub weighted_traefik_service_name: String,
-}
-
-/// Apache APISIX traffic routing.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ApisixTrafficRouting {
-    /// The ApisixRoute to edit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route: Option<ApisixRoute>,
-}
-
-/// An ApisixRoute and the rules in it to edit.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ApisixRoute {
-    /// Name of the ApisixRoute.
-    pub name: String,
-    /// Names of the HTTP rules to edit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rules: Option<Vec<String>>,
-}
-
-// =============================================================================================
-// Status
-// =============================================================================================
-
-/// Observed state of a Rollout, written by the controller. `abort`, `pauseConditions`,
-/// `promoteFull` and `currentStepIndex` are also written by users (CLI, Argo CD actions).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RolloutStatus {
-    /// Stop the current update and return to the stable version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub abort: Option<bool>,
-    /// Why the controller paused the rollout. Users clear the list to resume.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pause_conditions: Option<Vec<PauseCondition>>,
-    /// True once the controller paused the rollout; true with no pause conditions means a user
-    /// resumed it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub controller_pause: Option<bool>,
-    /// When the controller acted on the abort.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aborted_at: Option<Time>,
-    /// Hash of the desired pod template.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current_pod_hash: Option<String>,
-    /// Hash of the canary steps, to notice when they change.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current_step_hash: Option<String>,
-    /// Non-terminated pods of all the rollout's ReplicaSets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replicas: Option<i32>,
-    /// Non-terminated pods with the desired template.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub updated_replicas: Option<i32>,
-    /// Ready pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ready_replicas: Option<i32>,
-    /// Pods ready for at least `minReadySeconds` (blue-green: of the active ReplicaSet only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub available_replicas: Option<i32>,
-    /// Index of the canary step being executed; equals the number of steps when all are done.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current_step_index: Option<i32>,
-    /// Bumped when a ReplicaSet name collides, to derive a different name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub collision_count: Option<i32>,
-    /// `metadata.generation` last acted on, as a decimal string.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<String>,
-    /// Conditions of the rollout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conditions: Option<Vec<RolloutCondition>>,
-    /// Canary-specific state.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub canary: Option<CanaryStatus>,
-    /// Blue-green-specific state.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blue_green: Option<BlueGreenStatus>,
-    /// Pods receiving production traffic, for the scale subresource.
-    #[serde(
-        default,
-        rename = "HPAReplicas",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub hpa_replicas: Option<i32>,
-    /// Label selector (in string form) of the pods receiving production traffic, for the scale
-    /// subresource.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub selector: Option<String>,
-    /// Pod-template hash of the stable ReplicaSet.
-    #[serde(default, rename = "stableRS", skip_serializing_if = "Option::is_none")]
-    pub stable_rs: Option<String>,
-    /// The `restartAt` time of the last completed restart.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restarted_at: Option<Time>,
-    /// Skip the remaining steps, pauses and analysis and promote the new version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub promote_full: Option<bool>,
-    /// `Healthy`, `Progressing`, `Paused` or `Degraded`. Only meaningful when
-    /// `observedGeneration` equals `metadata.generation`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-    /// Why the rollout is in its phase.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Generation of the `workloadRef` workload last acted on, as a decimal string.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workload_observed_generation: Option<String>,
-    /// Load balancer and target groups found for ALB traffic routing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alb: Option<ALBStatus>,
-    /// Load balancers and target groups found for ALB routing with several Ingresses.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub albs: Option<Vec<ALBStatus>>,
-    /// Timing of the current update attempt.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration: Option<RolloutDurationStatus>,
-}
-
-/// Why and since when the controller paused the rollout.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PauseCondition {
-    /// `CanaryPauseStep`, `BlueGreenPause`, `InconclusiveAnalysisRun` or
-    /// `InconclusiveExperiment`.
-    pub reason: String,
-    /// When the pause began.
-    pub start_time: Time,
-}
-
-/// A condition of the rollout.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RolloutCondition {
-    /// Condition type, e.g. `Progressing`, `Available`, `Completed`, `Healthy`, `Paused`,
-    /// `InvalidSpec`, `ReplicaFailure`.
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// `True`, `False` or `Unknown`.
-    pub status: String,
-    /// Machine-readable reason for the last transition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Human-readable details.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// When the condition was last updated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_update_time: Option<Time>,
-    /// When the status last changed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_transition_time: Option<Time>,
-}
-
-/// Canary-specific status.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CanaryStatus {
-    /// The AnalysisRun of the current analysis step.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current_step_analysis_run_status: Option<RolloutAnalysisRunStatus>,
-    /// The background AnalysisRun.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current_background_analysis_run_status: Option<RolloutAnalysisRunStatus>,
-    /// Name of the Experiment of the current step.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current_experiment: Option<String>,
-    /// Weights last set on the traffic provider; only with traffic routing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weights: Option<TrafficWeights>,
-    /// With ping-pong: which Service is stable, `ping` or `pong`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stable_ping_pong: Option<String>,
-    /// State of the step plugins executed so far.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub step_plugin_statuses: Option<Vec<StepPluginStatus>>,
-}
-
-/// Blue-green-specific status.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BlueGreenStatus {
-    /// Pod-template hash the preview Service selects.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preview_selector: Option<String>,
-    /// Pod-template hash the active Service selects.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active_selector: Option<String>,
-    /// The preview ReplicaSet may be scaled to full size once the rollout is resumed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scale_up_preview_check_point: Option<bool>,
-    /// The pre-promotion AnalysisRun.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pre_promotion_analysis_run_status: Option<RolloutAnalysisRunStatus>,
-    /// The post-promotion AnalysisRun.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub post_promotion_analysis_run_status: Option<RolloutAnalysisRunStatus>,
-}
-
-/// Name and phase of an AnalysisRun the rollout depends on.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RolloutAnalysisRunStatus {
-    /// Name of the AnalysisRun.
-    pub name: String,
-    /// Its phase: `Pending`, `Running`, `Successful`, `Failed`, `Error` or `Inconclusive`.
-    pub status: String,
-    /// Its message, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-/// Traffic split last set on the provider.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TrafficWeights {
-    /// Weight of the canary ReplicaSet.
-    pub canary: WeightDestination,
-    /// Weight of the stable ReplicaSet.
-    pub stable: WeightDestination,
-    /// Weights of other ReplicaSets, such as experiment templates.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub additional: Option<Vec<WeightDestination>>,
-    /// Whether the weights were verified to be in effect (ALB only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verified: Option<bool>,
-}
-
-/// One traffic destination and its weight.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WeightDestination {
-    /// Share of traffic, relative to `maxTrafficWeight`.
-    pub weight: i32,
-    /// Service receiving the traffic.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_name: Option<String>,
-    /// Pod-template hash of the pods behind it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod_template_hash: Option<String>,
-}
-
-/// State of one step-plugin operation.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StepPluginStatus {
-    /// Index of the plugin step.
-    pub index: i32,
-    /// Name of the plugin.
-    pub name: String,
-    /// The operation: `Run`, `Terminate` or `Abort`.
-    pub operation: String,
-    /// Result: `Running`, `Successful`, `Failed` or `Error`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-    /// Why the operation is in its phase.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// When the plugin was first called for the operation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<Time>,
-    /// When the plugin was last called for the operation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub updated_at: Option<Time>,
-    /// When the operation finished.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<Time>,
-    /// Wait this long (e.g. `30s`) before calling the plugin again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backoff: Option<String>,
-    /// How many times the operation was called.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub executions: Option<i32>,
-    /// The plugin is disabled globally.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disabled: Option<bool>,
-    /// The plugin's own state, free-form.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form_object")]
-    pub status: Option<Value>,
-}
-
-/// AWS resources behind ALB traffic routing.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ALBStatus {
-    /// The load balancer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load_balancer: Option<AwsResourceRef>,
-    /// Target group of the canary Service.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub canary_target_group: Option<AwsResourceRef>,
-    /// Target group of the stable Service.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stable_target_group: Option<AwsResourceRef>,
-    /// The Ingress these resources belong to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ingress: Option<String>,
-}
-
-/// Identifies an AWS resource.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AwsResourceRef {
-    /// Short name.
-    pub name: String,
-    /// Amazon Resource Name.
-    pub arn: String,
-    /// Full name, as used in CloudWatch dimensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub full_name: Option<String>,
-}
-
-/// Timing of one update attempt.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RolloutDurationStatus {
-    /// When the attempt started (the desired hash diverged from the stable one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout_started_at: Option<Time>,
-    /// When the current manual pause began; unset when not manually paused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manual_pause_started_at: Option<Time>,
-    /// Seconds spent in manual pauses so far.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub total_manual_pause_duration_seconds: Option<i64>,
-    /// When the attempt ended: promoted, aborted or superseded. Unset while in progress.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<Time>,
-    /// Outcome: `Promoted`, `FastPromoted`, `Aborted`, `Superseded`, `RolledBack` or
-    /// `FastRolledBack`. May be set before `finishedAt`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completion_status: Option<String>,
+/// Argo's `CanaryStepString`, used in step-completed events and by the CLI.
+pub fn step_string(step: &CanaryStep) -> String {
+    if let Some(w) = step.set_weight {
+        return format!("setWeight: {w}");
+    }
+    if let Some(p) = &step.pause {
+        return match &p.duration {
+            Some(d) => format!("pause: {}", int_or_string_display(d)),
+            None => "pause".into(),
+        };
+    }
+    if step.experiment.is_some() {
+        return "experiment".into();
+    }
+    if step.analysis.is_some() {
+        return "analysis".into();
+    }
+    if let Some(s) = &step.set_canary_scale {
+        if let Some(w) = s.weight {
+            return format!("setCanaryScale{{weight: {w}}}");
+        }
+        if s.match_traffic_weight.unwrap_or(false) {
+            return "setCanaryScale{matchTrafficWeight: true}".into();
+        }
+        if let Some(r) = s.replicas {
+            return format!("setCanaryScale{{replicas: {r}}}");
+        }
+    }
+    if let Some(p) = &step.plugin {
+        return format!("plugin: {}", p.name);
+    }
+    if let Some(h) = &step.set_header_route {
+        return format!("setHeaderRoute: {}", h.name.as_deref().unwrap_or(""));
+    }
+    if let Some(m) = &step.set_mirror_route {
+        return format!("setMirrorRoute: {}", m.name);
+    }
+    "invalid".into()
 }
 
 // =============================================================================================
@@ -1297,7 +761,7 @@ mod tests {
     use serde_json::json;
 
     /// The seed manifest, from the project's own copy (e2e/manifests/seed-rollout.yaml).
-    const SEED: &str = include_str!("../../e2e/manifests/seed-rollout.yaml");
+    const SEED: &str = include_str!("../../../e2e/manifests/seed-rollout.yaml");
 
     /// An Argo manifest touching most of the spec: blue-green with analysis, and canary steps
     /// of every kind with Istio routing.

@@ -1,0 +1,146 @@
+//! `Plan`: every effect one reconcile decides — ReplicaSet adoptions, creates, resizes and
+//! deletes, the Rollout's revision annotation and status, evictions, AnalysisRuns, events and the
+//! requeue. Both strategies fill the same plan; the shell only writes it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+use crate::api::analysis::AnalysisRun;
+use crate::api::consts::*;
+use crate::api::rollout::RolloutStatus;
+use crate::rollout::observed::RsExt;
+
+/// What one reconcile should change. Empty means: write nothing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Orphaned ReplicaSets the Rollout selects, to be made its own (Argo's `ClaimReplicaSets`).
+    /// When there are any, the plan holds nothing else: the next reconcile sees them owned.
+    pub adopt: Vec<Adoption>,
+    /// A ReplicaSet to create (server-side apply of the whole object).
+    pub create: Option<ReplicaSet>,
+    /// Changes to existing ReplicaSets: size and annotations.
+    pub updates: Vec<RsUpdate>,
+    /// ReplicaSets to delete (revision history GC).
+    pub deletes: Vec<String>,
+    /// New value of the Rollout's `rollout.argoproj.io/revision` annotation, when it changes.
+    pub rollout_revision: Option<String>,
+    /// The new status, when it differs from the observed one.
+    pub status: Option<RolloutStatus>,
+    /// Pods to evict (restart).
+    pub evict: Vec<String>,
+    /// AnalysisRuns to create.
+    pub create_runs: Vec<AnalysisRun>,
+    /// AnalysisRuns to stop (`spec.terminate: true`).
+    pub terminate_runs: Vec<String>,
+    /// AnalysisRuns to delete (history limits).
+    pub delete_runs: Vec<String>,
+    /// Kubernetes events to record.
+    pub events: Vec<PlannedEvent>,
+    /// When to look again even if nothing changes (pause expiry, progress deadline).
+    pub requeue_after: Option<Duration>,
+}
+
+impl Plan {
+    /// True when applying the plan makes no API writes.
+    pub fn is_noop(&self) -> bool {
+        self.adopt.is_empty()
+            && self.create.is_none()
+            && self.updates.is_empty()
+            && self.deletes.is_empty()
+            && self.rollout_revision.is_none()
+            && self.status.is_none()
+            && self.evict.is_empty()
+            && self.create_runs.is_empty()
+            && self.terminate_runs.is_empty()
+            && self.delete_runs.is_empty()
+            && self.events.is_empty()
+    }
+
+    /// Record an event against the Rollout.
+    pub fn event(&mut self, warning: bool, reason: &str, message: String) {
+        self.events.push(PlannedEvent {
+            warning,
+            reason: reason.into(),
+            message,
+        });
+    }
+
+    /// The update for ReplicaSet `name`, created empty on first use, so that a resize, an
+    /// annotation and a minReadySeconds change of one reconcile become one write.
+    pub fn update_for(&mut self, name: &str) -> &mut RsUpdate {
+        let i = match self.updates.iter().position(|u| u.name == name) {
+            Some(i) => i,
+            None => {
+                self.updates.push(RsUpdate {
+                    name: name.to_string(),
+                    ..RsUpdate::default()
+                });
+                self.updates.len() - 1
+            }
+        };
+        &mut self.updates[i]
+    }
+
+    /// Argo's `scaleReplicaSetAndRecordEvent`: set `rs` to `size` (and its desired-replicas
+    /// annotation to `desired`), recording a scaling event. Returns whether the size changed.
+    pub fn scale(&mut self, rs: &ReplicaSet, size: i32, desired: i32) -> bool {
+        let old = rs.spec_replicas();
+        let want = desired.to_string();
+        let annotate = rs.annotations().get(ANNOTATION_DESIRED_REPLICAS) != Some(&want);
+        let resize = old != size;
+        if !resize && !annotate {
+            return false;
+        }
+        let name = rs.name().to_string();
+        let u = self.update_for(&name);
+        if annotate {
+            u.annotations
+                .insert(ANNOTATION_DESIRED_REPLICAS.to_string(), want);
+        }
+        if resize {
+            u.replicas = Some(size);
+            let op = if size > old { "up" } else { "down" };
+            let revision = rs.revision().unwrap_or(0);
+            self.event(
+                false,
+                REASON_SCALING_REPLICA_SET,
+                format!("Scaled {op} ReplicaSet {name} (revision {revision}) from {old} to {size}"),
+            );
+        }
+        resize
+    }
+}
+
+/// A change to an existing ReplicaSet.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RsUpdate {
+    pub name: String,
+    /// New `spec.replicas`, when it changes.
+    pub replicas: Option<i32>,
+    /// Annotations to set (only those that change).
+    pub annotations: BTreeMap<String, String>,
+    /// New `spec.minReadySeconds`, when it changes (the new ReplicaSet follows the Rollout's).
+    pub min_ready_seconds: Option<i32>,
+}
+
+/// Taking controller ownership of an orphaned ReplicaSet, guarded by its uid and
+/// resourceVersion so that a ReplicaSet changed or replaced meanwhile is not claimed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Adoption {
+    pub name: String,
+    pub uid: String,
+    pub resource_version: String,
+    /// The whole new `ownerReferences` list: the existing ones plus the Rollout as controller.
+    pub owner_references: Vec<OwnerReference>,
+}
+
+/// An event to record against the Rollout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedEvent {
+    pub warning: bool,
+    pub reason: String,
+    pub message: String,
+}

@@ -1,0 +1,245 @@
+//! Planner tests for the shared stages: adoption and the collision bump as planned writes, and
+//! the `NotImplemented` condition that keeps unimplemented fields from being silently ignored.
+
+#![allow(clippy::expect_used)]
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use super::sim::{SEED, Sim};
+use crate::api::consts::*;
+use crate::rollout::classify::wanted_name;
+use crate::rollout::observed::RsExt;
+use crate::rollout::status::get_condition;
+use crate::rollout::{Observed, plan};
+
+fn orphan(name: &str, app: &str, owner: Option<&str>) -> ReplicaSet {
+    ReplicaSet {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("default".into()),
+            uid: Some(format!("uid-{name}")),
+            resource_version: Some("42".into()),
+            labels: Some(
+                [
+                    ("app".to_string(), app.to_string()),
+                    (LABEL_POD_TEMPLATE_HASH.to_string(), "abc".to_string()),
+                ]
+                .into(),
+            ),
+            owner_references: owner.map(|uid| {
+                vec![OwnerReference {
+                    api_version: "apps/v1".into(),
+                    kind: "Deployment".into(),
+                    name: "other".into(),
+                    uid: uid.into(),
+                    controller: Some(true),
+                    block_owner_deletion: None,
+                }]
+            }),
+            ..ObjectMeta::default()
+        },
+        ..ReplicaSet::default()
+    }
+}
+
+#[test]
+fn orphans_the_rollout_selects_are_adopted_before_anything_else() {
+    let sim = Sim::seed();
+    let orphans = [
+        orphan("frontend-abc", "frontend", None),
+        orphan("other-abc", "other", None),
+        orphan("owned-abc", "frontend", Some("deploy-uid")),
+    ];
+    let obs = Observed {
+        orphans: &orphans,
+        ..Observed::new(&sim.ro, &[])
+    };
+    let p = plan(&obs, sim.now);
+    assert_eq!(p.adopt.len(), 1, "{p:?}");
+    let a = &p.adopt[0];
+    assert_eq!(a.name, "frontend-abc");
+    assert_eq!(
+        (a.uid.as_str(), a.resource_version.as_str()),
+        ("uid-frontend-abc", "42")
+    );
+    let owner = &a.owner_references[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("Rollout", "uid-frontend")
+    );
+    assert_eq!(owner.controller, Some(true));
+    // Nothing else this round: the next reconcile sees the ReplicaSet owned.
+    assert!(p.create.is_none() && p.status.is_none() && p.events.is_empty());
+    assert!(p.requeue_after.is_some());
+}
+
+#[test]
+fn a_foreign_replica_set_with_the_new_name_bumps_the_collision_count() {
+    let sim = Sim::seed();
+    let name = wanted_name(&sim.ro);
+    let foreign = orphan(&name, "frontend", Some("someone-else"));
+    let obs = Observed {
+        same_name: Some(&foreign),
+        ..Observed::new(&sim.ro, &[])
+    };
+    let p = plan(&obs, sim.now);
+    assert!(
+        p.create.is_none(),
+        "never apply over another owner's ReplicaSet"
+    );
+    assert_eq!(p.status.and_then(|s| s.collision_count), Some(1));
+    // With the bumped count the wanted name differs, and the create goes ahead.
+    let mut ro = sim.ro.clone();
+    ro.status
+        .get_or_insert_with(Default::default)
+        .collision_count = Some(1);
+    assert_ne!(wanted_name(&ro), name);
+    let obs = Observed {
+        same_name: Some(&foreign),
+        ..Observed::new(&ro, &[])
+    };
+    let p = plan(&obs, sim.now);
+    assert_eq!(
+        p.create.map(|rs| rs.name().to_string()),
+        Some(wanted_name(&ro))
+    );
+}
+
+#[test]
+fn our_own_replica_set_with_the_new_name_is_no_collision() {
+    let mut sim = Sim::seed();
+    sim.settle(20);
+    let own = sim.rss[0].clone();
+    let obs = Observed {
+        same_name: Some(&own),
+        ..Observed::new(&sim.ro, &sim.rss)
+    };
+    assert!(plan(&obs, sim.now).is_noop());
+}
+
+const ISTIO_AND_HEADER_ROUTE: &str = r#"
+      trafficRouting:
+        istio:
+          virtualService: {name: frontend-vs}
+        managedRoutes:
+        - name: header
+      canaryService: frontend-canary
+      stableService: frontend-stable
+      steps:
+      - setWeight: 20
+      - setHeaderRoute:
+          name: header
+          match:
+          - headerName: x-canary
+            headerValue: {exact: "yes"}
+      - pause: {}
+"#;
+
+fn with_canary(extra: &str) -> Sim {
+    let yaml = SEED.replace(
+        "      steps:\n      - setWeight: 20\n      - pause: {duration: 10m}\n      - setWeight: 40\n      - pause: {duration: 10m}\n      - setWeight: 60\n      - pause: {duration: 10m}\n      - setWeight: 80\n      - pause: {duration: 10m}\n",
+        extra.trim_start_matches('\n'),
+    );
+    assert_ne!(yaml, SEED, "the seed's steps were not found");
+    Sim::new(&yaml)
+}
+
+#[test]
+fn unimplemented_fields_get_a_condition_and_one_event_naming_each() {
+    let mut sim = with_canary(ISTIO_AND_HEADER_ROUTE);
+    sim.settle(20);
+    let st = sim.status();
+    let c = get_condition(&st, CONDITION_NOT_IMPLEMENTED).expect("NotImplemented condition");
+    assert_eq!(c.status, "True");
+    assert_eq!(c.reason.as_deref(), Some(REASON_NOT_IMPLEMENTED));
+    let msg = c.message.clone().unwrap_or_default();
+    for field in [
+        "spec.strategy.canary.canaryService",
+        "spec.strategy.canary.stableService",
+        "spec.strategy.canary.trafficRouting.istio (traffic is not shifted",
+        "spec.strategy.canary.trafficRouting.managedRoutes",
+        "spec.strategy.canary.steps[1].setHeaderRoute",
+    ] {
+        assert!(msg.contains(field), "{field} missing from {msg}");
+    }
+    // The rollout still runs as far as it safely can: the initial deploy is Healthy.
+    assert_eq!(sim.phase().0, PHASE_HEALTHY);
+    let warnings: Vec<_> = sim
+        .events
+        .iter()
+        .filter(|e| e.reason == REASON_NOT_IMPLEMENTED)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:?}", sim.events);
+    assert!(warnings[0].warning);
+    assert_eq!(warnings[0].message, msg);
+    // A new revision keeps the condition without repeating the event.
+    sim.set_image("frontend:v2");
+    sim.settle(20);
+    assert!(get_condition(&sim.status(), CONDITION_NOT_IMPLEMENTED).is_some());
+    let n = sim
+        .events
+        .iter()
+        .filter(|e| e.reason == REASON_NOT_IMPLEMENTED)
+        .count();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn the_condition_goes_when_the_fields_go() {
+    let mut sim = with_canary(ISTIO_AND_HEADER_ROUTE);
+    sim.settle(20);
+    assert!(get_condition(&sim.status(), CONDITION_NOT_IMPLEMENTED).is_some());
+    if let Some(c) = sim.ro.spec.strategy.canary.as_mut() {
+        c.traffic_routing = None;
+        c.canary_service = None;
+        c.stable_service = None;
+        c.steps = Some(Vec::new());
+    }
+    sim.bump_generation();
+    sim.settle(20);
+    assert!(get_condition(&sim.status(), CONDITION_NOT_IMPLEMENTED).is_none());
+}
+
+#[test]
+fn a_basic_canary_has_no_not_implemented_condition() {
+    let mut sim = Sim::seed();
+    sim.settle(20);
+    sim.set_image("frontend:v2");
+    sim.settle(20);
+    assert!(get_condition(&sim.status(), CONDITION_NOT_IMPLEMENTED).is_none());
+    assert!(
+        !sim.event_reasons()
+            .contains(&REASON_NOT_IMPLEMENTED.to_string())
+    );
+}
+
+#[test]
+fn experiment_steps_are_named_and_wait() {
+    let mut sim = with_canary(
+        r#"
+      steps:
+      - setWeight: 20
+      - experiment:
+          templates:
+          - name: baseline
+            specRef: stable
+"#,
+    );
+    sim.settle(20);
+    sim.set_image("frontend:v2");
+    sim.settle(20);
+    let st = sim.status();
+    let msg = get_condition(&st, CONDITION_NOT_IMPLEMENTED)
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        msg.contains("steps[1].experiment (no Experiment is run; the rollout waits"),
+        "{msg}"
+    );
+    assert_eq!(
+        st.current_step_index,
+        Some(1),
+        "the gate is never passed silently"
+    );
+}
