@@ -62,6 +62,10 @@ async fn main() {
             Box::pin(scenarios::revision_history_limit(c)),
         ),
         ("invalid_spec", Box::pin(scenarios::invalid_spec(c))),
+        (
+            "not_implemented_is_reported",
+            Box::pin(scenarios::not_implemented_is_reported(c)),
+        ),
         ("kill9_resume", Box::pin(scenarios::kill9_resume(c))),
         (
             "progress_deadline",

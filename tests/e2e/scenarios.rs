@@ -563,3 +563,68 @@ pub async fn orphaned_replicaset_is_adopted(c: &Cluster) -> Result<()> {
     );
     f.cleanup().await
 }
+
+/// No silent ignores: a Rollout naming an Istio VirtualService (which this version does not
+/// drive) gets the `NotImplemented` condition and a Warning event naming the field, and still
+/// runs as a basic canary.
+pub async fn not_implemented_is_reported(c: &Cluster) -> Result<()> {
+    use k8s_openapi::api::events::v1::Event;
+    use kube::Api;
+    use kube::api::ListParams;
+    let mut f = Fixture::new(c, "not-implemented").await?;
+    let yaml = seed().replace(
+        "    canary:\n",
+        "    canary:\n      canaryService: frontend-canary\n      stableService: frontend-stable\n      trafficRouting:\n        istio:\n          virtualService: {name: frontend-vs, routes: [primary]}\n",
+    );
+    ensure!(
+        yaml.contains("istio"),
+        "the seed's canary block was not found"
+    );
+    deployed(&mut f, &yaml).await?;
+    let v = f
+        .then("NotImplemented condition", T, |v| {
+            v.condition_message("NotImplemented").is_some()
+        })
+        .await?;
+    let msg = v.condition_message("NotImplemented").unwrap_or_default();
+    for field in [
+        "spec.strategy.canary.canaryService (",
+        "spec.strategy.canary.stableService (",
+        "spec.strategy.canary.trafficRouting.istio (traffic is not shifted",
+    ] {
+        ensure!(msg.contains(field), "{field} missing from: {msg}");
+    }
+    ensure!(v.phase() == "Healthy", "phase {}", v.phase());
+    let events: Api<Event> = Api::namespaced(f.client.clone(), &f.ns);
+    let mut warned = Vec::new();
+    for _ in 0..50 {
+        warned = events
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("frontend"))
+            .filter(|e| e.reason.as_deref() == Some("NotImplemented"))
+            .collect();
+        if !warned.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ensure!(warned.len() == 1, "NotImplemented events: {}", warned.len());
+    ensure!(
+        warned[0].type_.as_deref() == Some("Warning"),
+        "event type {:?}",
+        warned[0].type_
+    );
+    ensure!(
+        warned[0].note.as_deref() == Some(msg.as_str()),
+        "event note {:?}",
+        warned[0].note
+    );
+    // It still runs, as a basic canary: the first step is one pod of five.
+    f.when_image("frontend:v2").await?;
+    f.then("paused at 1/4", T, |v| is_paused_at(v, (1, 4)))
+        .await?;
+    f.cleanup().await
+}
