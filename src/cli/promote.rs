@@ -105,12 +105,9 @@ pub fn patches(ro: &Rollout, mode: Mode) -> Result<Patches, CliError> {
         Mode::Full => {
             let current = status.current_pod_hash.clone().unwrap_or_default();
             let stable = status.stable_rs.clone().unwrap_or_default();
+            // Already fully promoted: nothing is written and, as in Argo, the command still
+            // succeeds, so CI scripts can call it blindly.
             let promote = (current != stable).then(|| json!({"status": {"promoteFull": true}}));
-            if unpause.is_none() && promote.is_none() {
-                return Err(refused(format!(
-                    "nothing to promote: rollout '{name}' is already fully promoted"
-                )));
-            }
             Ok(Patches {
                 spec: unpause,
                 status: promote,
@@ -141,27 +138,18 @@ pub fn patches(ro: &Rollout, mode: Mode) -> Result<Patches, CliError> {
                 Some(json!({"status": {"pauseConditions": null}}))
             } else if ro.spec.strategy.canary.is_some() {
                 match step {
-                    // Not paused and no steps left: there is nothing for promote to do.
-                    Some((None, _)) | None if unpause.is_none() => {
-                        return Err(refused(format!(
-                            "nothing to promote: rollout '{name}' is not paused and has no remaining steps (use --full to finish an update)"
-                        )));
-                    }
+                    // Not paused and past the last step (or no steps at all): Argo's patch would
+                    // change nothing, so none is sent; the command succeeds as Argo's does.
+                    Some((None, _)) | None => None,
                     Some((_, idx)) => {
                         let to = next_index(ro, idx);
                         unified = json!({"spec": {"paused": false}, "status": {"pauseConditions": null, "currentStepIndex": to}});
                         Some(json!({"status": {"pauseConditions": null, "currentStepIndex": to}}))
                     }
-                    None => None,
                 }
             } else {
                 None
             };
-            if unpause.is_none() && status_patch.is_none() {
-                return Err(refused(format!(
-                    "nothing to promote: rollout '{name}' is not paused"
-                )));
-            }
             Ok(Patches {
                 spec: unpause,
                 status: status_patch,
@@ -288,20 +276,24 @@ mod tests {
     }
 
     #[test]
-    fn nothing_to_promote() {
+    fn promote_is_idempotent_where_argo_is() {
+        // Fully promoted, past the last step: both forms succeed and write nothing.
         let done = ro(json!({"status": {"currentStepIndex": 4, "stableRS": "new"}}));
-        let e = patches(&done, Mode::Step).err().map(|e| e.to_string());
-        assert_eq!(
-            e.as_deref(),
-            Some(
-                "nothing to promote: rollout 'frontend' is not paused and has no remaining steps (use --full to finish an update)"
-            )
-        );
-        let e = patches(&done, Mode::Full).err().map(|e| e.to_string());
-        assert_eq!(
-            e.as_deref(),
-            Some("nothing to promote: rollout 'frontend' is already fully promoted")
-        );
+        for mode in [Mode::Step, Mode::Full] {
+            let p = patches(&done, mode).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+            assert_eq!((p.spec, p.status), (None, None), "{mode:?}");
+        }
+        // A canary with no steps, not paused.
+        let mut no_steps = ro(json!({"status": {"currentStepIndex": null}}));
+        if let Some(c) = no_steps.spec.strategy.canary.as_mut() {
+            c.steps = None;
+        }
+        let p = patches(&no_steps, Mode::Step).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((p.spec, p.status), (None, None));
+        // Past the last step but not yet stable (the new pods are still becoming available).
+        let waiting = ro(json!({"status": {"currentStepIndex": 4}}));
+        let p = patches(&waiting, Mode::Step).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((p.spec, p.status), (None, None));
     }
 
     #[test]

@@ -95,7 +95,7 @@ async fn deployed(f: &mut Fixture, yaml: &str) -> Result<View> {
     f.then("initial deploy healthy", T, |v| v.healthy()).await
 }
 
-/// set image, get rollout, promote, promote --full, status (exit 0), and "nothing to promote".
+/// set image, get rollout, promote, promote --full, status (exit 0), and promote again (a no-op).
 pub async fn cli_promote(c: &Cluster) -> Result<()> {
     let mut f = Fixture::new(c, "cli-promote").await?;
     deployed(&mut f, &seed()).await?;
@@ -186,10 +186,24 @@ pub async fn cli_promote(c: &Cluster) -> Result<()> {
         .await?
         .ok("status --watch=false")?;
     ensure!(r.stdout == "Healthy\n", "{}", r.stdout);
-    sluice(c, &f, &["promote", "frontend"]).await?.failed(
-        "promote (healthy)",
-        "nothing to promote: rollout 'frontend' is not paused and has no remaining steps (use --full to finish an update)",
-    )?;
+    // Idempotent as Argo's: promoting a finished rollout again succeeds and changes nothing.
+    let before = f.view().await?.ro.metadata.resource_version;
+    for (args, said) in [
+        (
+            &["promote", "frontend"][..],
+            "rollout 'frontend' promoted\n",
+        ),
+        (
+            &["promote", "frontend", "--full"][..],
+            "rollout 'frontend' fully promoted\n",
+        ),
+    ] {
+        let r = sluice(c, &f, args).await?.ok("promote (healthy)")?;
+        ensure!(r.stdout == said, "{args:?}: {}", r.stdout);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let after = f.view().await?.ro.metadata.resource_version;
+    ensure!(before == after, "a no-op promote wrote the rollout");
     sluice(c, &f, &["promote", "ghost"]).await?.failed(
         "promote ghost",
         &format!("rollout 'ghost' not found in namespace '{}'", f.ns),
