@@ -243,3 +243,52 @@ fn experiment_steps_are_named_and_wait() {
         "the gate is never passed silently"
     );
 }
+
+#[test]
+fn a_step_may_combine_set_canary_scale_and_a_header_route_as_in_argo() {
+    // Upstream's examples/apisix/rollout.yaml: Argo's multiple-step-types check covers only
+    // setWeight, pause, experiment and analysis.
+    let sim = with_canary(
+        r#"
+      canaryService: frontend-canary
+      stableService: frontend-stable
+      trafficRouting:
+        managedRoutes:
+        - name: header
+        apisix:
+          route:
+            name: frontend-route
+            rules: [frontend]
+      steps:
+      - setCanaryScale: {weight: 10}
+        setHeaderRoute:
+          name: header
+          match:
+          - headerName: x-canary
+            headerValue: {exact: "yes"}
+      - pause: {}
+"#,
+    );
+    let errs = crate::rollout::validation::validate(&sim.ro);
+    assert!(errs.is_empty(), "{errs:?}");
+}
+
+#[test]
+fn two_of_argos_exclusive_step_types_in_one_step_are_invalid_with_argos_message() {
+    let sim = with_canary(
+        r#"
+      steps:
+      - setWeight: 20
+        pause: {}
+"#,
+    );
+    let errs = crate::rollout::validation::validate(&sim.ro);
+    let msg = crate::rollout::validation::invalid_spec_message(&sim.ro, &errs).unwrap_or_default();
+    assert_eq!(
+        msg,
+        format!(
+            "The Rollout \"frontend\" is invalid: spec.strategy.steps[0]: Invalid value: \"step.Experiment: false step.Pause: true step.SetWeight: true step.Analysis: false\": {}",
+            crate::rollout::validation::INVALID_STEP
+        )
+    );
+}

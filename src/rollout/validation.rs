@@ -332,7 +332,7 @@ fn validate_canary(ro: &Rollout, errs: &mut Vec<FieldError>) {
     let max_weight = routing.and_then(|t| t.max_traffic_weight).unwrap_or(100);
     for (i, step) in canary.steps.iter().flatten().enumerate() {
         let sp = format!("{path}.steps[{i}]");
-        let kinds = [
+        let any = [
             step.experiment.is_some(),
             step.pause.is_some(),
             step.set_weight.is_some(),
@@ -342,15 +342,25 @@ fn validate_canary(ro: &Rollout, errs: &mut Vec<FieldError>) {
             step.set_mirror_route.is_some(),
             step.plugin.is_some(),
         ];
-        let count = kinds.iter().filter(|k| **k).count();
-        if count > 1 {
-            errs.push(invalid(
-                &sp,
-                format!("{count} step types"),
-                "multiple step types set in one step",
-            ));
+        // Argo's `hasMultipleStepsType` covers only these four: setCanaryScale may go with a
+        // header route in one step (upstream's examples/apisix/rollout.yaml does).
+        let exclusive = [
+            step.set_weight.is_some(),
+            step.pause.is_some(),
+            step.experiment.is_some(),
+            step.analysis.is_some(),
+        ];
+        if exclusive.iter().filter(|k| **k).count() > 1 {
+            let value = format!(
+                "step.Experiment: {} step.Pause: {} step.SetWeight: {} step.Analysis: {}",
+                step.experiment.is_some(),
+                step.pause.is_some(),
+                step.set_weight.is_some(),
+                step.analysis.is_some()
+            );
+            errs.push(invalid(&sp, quoted(&value), INVALID_STEP));
         }
-        if count == 0 {
+        if !any.iter().any(|k| *k) {
             errs.push(invalid(&sp, quoted("no step type"), INVALID_STEP));
         }
         if let Some(w) = step.set_weight
