@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job as K8sJob;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{DeleteParams, PostParams, PropagationPolicy};
 use kube::{Api, ResourceExt};
 
 use super::{BoxFuture, Provider, ProviderContext, errored, started};
 use crate::api::analysis::{AnalysisRun, Measurement, Metric};
 use crate::api::consts::*;
+use crate::controller::Error;
 use crate::time::{add_seconds, k8s_time};
 
 pub struct Job;
@@ -85,6 +85,15 @@ pub fn build_job(run: &AnalysisRun, metric: &Metric, n: usize) -> Option<K8sJob>
     })
 }
 
+/// The API's own words for a failed write, as measurement messages carried them before writes
+/// went through the writer.
+fn reason(e: &Error) -> String {
+    match e {
+        Error::Kube(k) => k.to_string(),
+        e => e.to_string(),
+    }
+}
+
 fn measurement_count(run: &AnalysisRun, metric: &str) -> usize {
     run.status
         .as_ref()
@@ -126,13 +135,12 @@ impl Provider for Job {
             };
             let ns = job.namespace().unwrap_or_default();
             let name = job.name_any();
-            let api: Api<K8sJob> = Api::namespaced(ctx.client.clone(), &ns);
-            match api.create(&PostParams::default(), &job).await {
+            match ctx.writer.create(&ns, &job).await {
                 Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 409 => {
+                Err(e) if e.is_conflict() => {
                     // Created by an earlier attempt of ours (same uid in the name); keep it.
                 }
-                Err(e) => return errored(m, format!("job create {name} failed: {e}")),
+                Err(e) => return errored(m, format!("job create {name} failed: {}", reason(&e))),
             }
             m.metadata = Some(BTreeMap::from([
                 (JOB_NAME_KEY.into(), name),
@@ -200,15 +208,9 @@ impl Provider for Job {
     ) -> BoxFuture<'a, Measurement> {
         Box::pin(async move {
             if let Some((ns, name)) = job_ref(&m, ctx.run) {
-                let api: Api<K8sJob> = Api::namespaced(ctx.client.clone(), &ns);
-                let dp = DeleteParams {
-                    propagation_policy: Some(PropagationPolicy::Background),
-                    ..DeleteParams::default()
-                };
-                match api.delete(&name, &dp).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => return errored(m, format!("job delete {name}: {e}")),
+                // Already gone (`Ok(false)`) is as good as deleted.
+                if let Err(e) = ctx.writer.delete::<K8sJob>(&ns, &name).await {
+                    return errored(m, format!("job delete {name}: {}", reason(&e)));
                 }
             }
             m.phase = ANALYSIS_PHASE_INCONCLUSIVE.into();

@@ -16,13 +16,16 @@ use kube::Client;
 use crate::analysis::expr::{MetricValue, Outcome, evaluate_result};
 use crate::api::analysis::{AnalysisRun, Measurement, Metric};
 use crate::api::consts::*;
+use crate::controller::write::Writer;
 use crate::time::k8s_time;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// What a provider may use besides the metric: the cluster (job provider) and the run.
+/// What a provider may use besides the metric: the cluster (job provider) and the run. Reads go
+/// through `client`; every write through `writer`, which rate-limits and fences it.
 pub struct ProviderContext<'a> {
     pub client: &'a Client,
+    pub writer: &'a Writer,
     pub run: &'a AnalysisRun,
 }
 
