@@ -256,6 +256,7 @@ fn retry_delay(run: &AnalysisRun, err: &Error, ctx: &AnalysisContext) -> Duratio
 
 /// Run the AnalysisRun controller over `runs` (shared with the Rollout controller's reflector)
 /// until `shutdown` resolves. Jobs are watched only when they carry the run-uid label.
+/// `settings.analysis_threads` runs are reconciled at once.
 pub async fn run(
     client: Client,
     writer: Arc<Writer>,
@@ -278,7 +279,7 @@ pub async fn run(
     ));
     Controller::for_shared_stream(runs_stream, runs)
         .owns_stream(job_stream)
-        .with_config(ControllerConfig::default().concurrency(30))
+        .with_config(ControllerConfig::default().concurrency(settings.analysis_threads))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})

@@ -42,8 +42,10 @@ pub struct Settings {
     /// Only reconcile Rollouts labelled with this controller instance id (Argo's `--instance-id`);
     /// when empty, only Rollouts without the label.
     pub instance_id: String,
-    /// Concurrent reconciles.
+    /// Concurrent Rollout reconciles (`--rollout-threads`).
     pub threads: u16,
+    /// Concurrent AnalysisRun reconciles (`--analysis-threads`).
+    pub analysis_threads: u16,
     /// Client-side rate limit for writes.
     pub qps: f64,
     pub burst: u32,
@@ -61,6 +63,7 @@ impl Default for Settings {
             namespace: None,
             instance_id: String::new(),
             threads: 10,
+            analysis_threads: 10,
             qps: 40.0,
             burst: 80,
             resync: Duration::from_secs(900),
