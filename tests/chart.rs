@@ -163,6 +163,8 @@ fn default_install() {
         "--metrics-port=8090",
         "--healthz-port=8080",
         "--log-format=json",
+        "--rollout-threads=10",
+        "--analysis-threads=10",
         "--leader-elect=true",
         "--leader-election-namespace=sluice-system",
         "--leader-election-lease-duration=15s",

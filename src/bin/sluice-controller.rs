@@ -62,9 +62,12 @@ struct Args {
     /// Client-side write burst.
     #[arg(long, env = "SLUICE_BURST", default_value_t = 80)]
     burst: u32,
-    /// Rollouts reconciled concurrently.
+    /// Rollouts reconciled concurrently (Argo's `--rollout-threads`).
     #[arg(long, env = "SLUICE_ROLLOUT_THREADS", default_value_t = 10)]
     rollout_threads: u16,
+    /// AnalysisRuns reconciled concurrently (Argo's `--analysis-threads`).
+    #[arg(long, env = "SLUICE_ANALYSIS_THREADS", default_value_t = 10)]
+    analysis_threads: u16,
     /// Reconcile every Rollout at least this often, in seconds.
     #[arg(long, env = "SLUICE_ROLLOUT_RESYNC", default_value_t = 900)]
     rollout_resync: u64,
@@ -331,6 +334,7 @@ async fn main() -> anyhow::Result<()> {
         namespace: args.namespace.clone(),
         instance_id: args.instance_id.clone(),
         threads: args.rollout_threads.max(1),
+        analysis_threads: args.analysis_threads.max(1),
         qps: args.qps,
         burst: args.burst,
         resync: Duration::from_secs(args.rollout_resync.max(1)),
@@ -400,6 +404,10 @@ mod tests {
         assert_eq!(a.leader_election_renew_deadline, Duration::from_secs(10));
         assert_eq!(a.leader_election_retry_period, Duration::from_secs(2));
         assert_eq!((a.metrics_port, a.healthz_port), (8090, 8080));
+        assert_eq!((a.rollout_threads, a.analysis_threads), (10, 10));
+        let a =
+            Args::try_parse_from(["x", "--rollout-threads=3", "--analysis-threads", "7"]).unwrap();
+        assert_eq!((a.rollout_threads, a.analysis_threads), (3, 7));
         let a =
             Args::try_parse_from(["x", "--leader-elect=false", "--log-format", "json"]).unwrap();
         assert!(!a.leader_elect);

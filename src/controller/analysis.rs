@@ -1,6 +1,7 @@
 //! The AnalysisRun controller: resolve arguments (secrets read on demand, never cached), take the
-//! due measurements through the providers, fold them in with the pure engine, write the status
-//! only when it changed, and requeue exactly at the next measurement time.
+//! due measurements through the providers, fold them in with the pure planner
+//! (`analysis::plan`), write the status only when it changed, and requeue exactly at the next
+//! measurement time. Every write goes through the shared [`Writer`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,34 +10,46 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::Store;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::Error;
 use super::apply::merge_diff;
+use super::error::Backoff;
+use super::write::Writer;
+use super::{Error, Settings};
 use crate::analysis::args::resolve_metric;
+use crate::analysis::plan::{self, Resolution, Resolved, RunPlan};
 use crate::analysis::providers::job::RUN_UID_LABEL;
 use crate::analysis::providers::{ProviderContext, errored, provider_for, started};
-use crate::analysis::run::{
-    DEFAULT_MEASUREMENT_HISTORY_LIMIT, assess_run, dry_run_metrics, gc_measurements,
-    generate_tasks, is_completed, next_reconcile, record, retention_limits, validate_metrics,
-};
 use crate::api::analysis::{AnalysisRun, Argument, Measurement, Metric};
-use crate::api::consts::FIELD_MANAGER;
 use crate::api::consts::*;
-use crate::time::{k8s_time, until};
+use crate::time::until;
 
 /// Shared state of AnalysisRun reconciles.
 pub struct AnalysisContext {
+    /// Reads (secrets, Jobs).
     pub client: Client,
-    pub recorder: Recorder,
+    /// Every write (status, Jobs, events).
+    pub writer: Arc<Writer>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Consecutive failures per run, for the error policy.
+    backoff: Backoff<AnalysisRun>,
+}
+
+impl AnalysisContext {
+    pub fn new(client: Client, writer: Arc<Writer>, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        AnalysisContext {
+            client,
+            writer,
+            metrics,
+            backoff: Backoff::default(),
+        }
+    }
 }
 
 /// Resolve argument values, reading secrets with one GET each. Returns the values and the secret
@@ -84,15 +97,6 @@ async fn resolve_args(
     Ok((out, secrets))
 }
 
-fn redact(mut m: Measurement, secrets: &[String]) -> Measurement {
-    if let Some(msg) = m.message.as_mut() {
-        for s in secrets {
-            *msg = msg.replace(s.as_str(), "*****");
-        }
-    }
-    m
-}
-
 async fn measure(
     ctx: &AnalysisContext,
     run: &AnalysisRun,
@@ -106,6 +110,7 @@ async fn measure(
     };
     let pctx = ProviderContext {
         client: &ctx.client,
+        writer: ctx.writer.as_ref(),
         run,
     };
     match incomplete {
@@ -121,205 +126,62 @@ async fn measure(
     }
 }
 
-async fn event(
-    ctx: &AnalysisContext,
-    run: &AnalysisRun,
-    warning: bool,
-    reason: String,
-    note: String,
-) {
-    let ev = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason,
-        note: Some(note),
-        action: "Analyze".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &run.object_ref(&())).await {
-        warn!("could not record event: {e}");
-    }
+/// Resolve the run's arguments and substitute them into its metrics.
+async fn resolve(client: &Client, ns: &str, run: &AnalysisRun) -> Resolution {
+    let (args, secrets) = resolve_args(client, ns, run.spec.args.as_deref().unwrap_or(&[])).await?;
+    let metrics = run
+        .spec
+        .metrics
+        .iter()
+        .map(|m| resolve_metric(m, &args))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    Ok(Resolved { metrics, secrets })
 }
 
-/// One AnalysisRun reconcile.
+/// One AnalysisRun reconcile: resolve, measure what is due, plan, write.
 #[tracing::instrument(skip_all, fields(namespace = %run.namespace().unwrap_or_default(), analysisrun = %run.name_any()))]
-async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<AnalysisContext>) -> Result<Action, Error> {
+pub(crate) async fn reconcile(
+    run: Arc<AnalysisRun>,
+    ctx: Arc<AnalysisContext>,
+) -> Result<Action, Error> {
     let _timer = ctx
         .metrics
         .analysis_run_reconcile_timer(&run.namespace().unwrap_or_default(), &run.name_any());
-    let prev = run.status.clone().unwrap_or_default();
-    if prev.phase.as_deref().is_some_and(is_completed) {
+    let action = reconcile_run(&run, &ctx).await?;
+    ctx.backoff.reset(&ObjectRef::from_obj(run.as_ref()));
+    Ok(action)
+}
+
+async fn reconcile_run(run: &AnalysisRun, ctx: &AnalysisContext) -> Result<Action, Error> {
+    if plan::settled(run) {
         return Ok(Action::await_change());
     }
     let ns = run
         .namespace()
         .ok_or_else(|| Error::MissingNamespace(run.name_any()))?;
     let now = Timestamp::now();
-    let mut status = prev.clone();
-    let mut events: Vec<(bool, String, String)> = Vec::new();
-    let fail = |status: &mut crate::api::analysis::AnalysisRunStatus, msg: String| {
-        status.phase = Some(ANALYSIS_PHASE_ERROR.into());
-        status.message = Some(msg);
-        status.completed_at = Some(k8s_time(now));
-    };
-    let resolved =
-        match resolve_args(&ctx.client, &ns, run.spec.args.as_deref().unwrap_or(&[])).await {
-            Ok((args, secrets)) => run
-                .spec
-                .metrics
-                .iter()
-                .map(|m| resolve_metric(m, &args))
-                .collect::<Result<Vec<_>, _>>()
-                .map(|ms| (ms, secrets))
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        };
-    let mut next = None;
-    match resolved {
-        Err(e) => {
-            fail(
-                &mut status,
-                format!("Unable to resolve metric arguments: {e}"),
-            );
-            events.push((
-                true,
-                "AnalysisRunError".into(),
-                "Analysis Completed. Result: Error".into(),
-            ));
-        }
-        Ok((metrics, secrets)) => {
-            // Argo's `ValidateMetrics` comes first: an invalid spec never measures.
-            let rules = validate_metrics(&metrics)
-                .and_then(|()| {
-                    dry_run_metrics(run.spec.dry_run.as_deref().unwrap_or(&[]), &metrics)
-                })
-                .and_then(|dry| {
-                    retention_limits(
-                        run.spec.measurement_retention.as_deref().unwrap_or(&[]),
-                        &metrics,
-                    )
-                    .map(|keep| (dry, keep))
-                });
-            let (dry, keep) = match rules {
-                Ok(r) => r,
-                Err(e) => {
-                    fail(&mut status, format!("Analysis spec invalid: {e}"));
-                    return finish(
-                        &ctx,
-                        &run,
-                        &prev,
-                        &status,
-                        vec![(
-                            true,
-                            "AnalysisRunError".into(),
-                            "Analysis Completed. Result: Error".into(),
-                        )],
-                        None,
-                    )
-                    .await;
-                }
-            };
-            let is_dry = |name: &str| dry.contains(name);
-            let tasks = generate_tasks(&run.spec, &status, &metrics, now);
-            if !tasks.is_empty() {
-                info!(count = tasks.len(), "taking measurements");
-            }
-            let results = futures::future::join_all(tasks.iter().map(|t| {
-                let metric = &metrics[t.metric];
-                measure(&ctx, &run, metric, t.incomplete.clone(), t.terminate)
-            }))
+    let resolved = resolve(&ctx.client, &ns, run).await;
+    let tasks = plan::due(run, &resolved, now);
+    let taken = match &resolved {
+        Ok(r) if !tasks.is_empty() => {
+            info!(count = tasks.len(), "taking measurements");
+            let due: Vec<_> = tasks
+                .into_iter()
+                .filter_map(|t| r.metrics.get(t.metric).map(|m| (t, m)))
+                .collect();
+            let results = futures::future::join_all(
+                due.iter()
+                    .map(|(t, m)| measure(ctx, run, m, t.incomplete.clone(), t.terminate)),
+            )
             .await;
-            for (t, m) in tasks.iter().zip(results) {
-                let metric = &metrics[t.metric];
-                let metadata = provider_for(metric).ok().and_then(|p| p.metadata(metric));
-                record(
-                    &mut status,
-                    metric,
-                    is_dry(&metric.name),
-                    redact(m, &secrets),
-                    t.incomplete.is_some(),
-                    now,
-                    metadata,
-                );
-            }
-            let (phase, message, transitions) =
-                assess_run(&run.spec, &mut status, &metrics, &is_dry, now);
-            for t in transitions {
-                let warning = t.phase == ANALYSIS_PHASE_ERROR || t.phase == ANALYSIS_PHASE_FAILED;
-                events.push((
-                    warning,
-                    format!("Metric{}", t.phase),
-                    format!("Metric '{}' Completed. Result: {}", t.metric, t.phase),
-                ));
-            }
-            if status.phase.as_deref() != Some(phase.as_str()) {
-                status.phase = Some(phase.clone());
-                status.message = (!message.is_empty()).then_some(message);
-                if is_completed(&phase) {
-                    if status.completed_at.is_none() {
-                        status.completed_at = Some(k8s_time(now));
-                    }
-                    let warning = phase == ANALYSIS_PHASE_ERROR || phase == ANALYSIS_PHASE_FAILED;
-                    events.push((
-                        warning,
-                        format!("AnalysisRun{phase}"),
-                        format!("Analysis Completed. Result: {phase}"),
-                    ));
-                }
-            }
-            gc_measurements(&mut status, &|name| {
-                keep.get(name)
-                    .copied()
-                    .unwrap_or(DEFAULT_MEASUREMENT_HISTORY_LIMIT)
-            });
-            if !status.phase.as_deref().is_some_and(is_completed) {
-                next = next_reconcile(&status, &metrics, now);
-            }
+            due.into_iter().map(|(t, _)| t).zip(results).collect()
         }
-    }
-    finish(&ctx, &run, &prev, &status, events, next).await
-}
-
-/// Write the status if it changed, record events, and say when to look again.
-async fn finish(
-    ctx: &AnalysisContext,
-    run: &AnalysisRun,
-    prev: &crate::api::analysis::AnalysisRunStatus,
-    status: &crate::api::analysis::AnalysisRunStatus,
-    events: Vec<(bool, String, String)>,
-    next: Option<Timestamp>,
-) -> Result<Action, Error> {
-    let ns = run.namespace().unwrap_or_default();
-    let old = serde_json::to_value(prev)?;
-    let new = serde_json::to_value(status)?;
-    if let Some(diff) = merge_diff(&old, &new) {
-        let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
-        let mut patch = json!({ "status": diff });
-        if let Some(rv) = run.resource_version() {
-            patch["metadata"] = json!({ "resourceVersion": rv });
-        }
-        api.patch(
-            &run.name_any(),
-            &PatchParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..Default::default()
-            },
-            &Patch::Merge(&patch),
-        )
-        .await?;
-        if let Some(p) = &status.phase
-            && prev.phase.as_ref() != Some(p)
-        {
-            info!(phase = %p, "analysis run phase");
-        }
-    }
-    for (warning, reason, note) in events {
-        event(ctx, run, warning, reason, note).await;
-    }
-    Ok(match next {
+        _ => Vec::new(),
+    };
+    let plan = plan::plan(run, &resolved, taken, now);
+    write_status(&ctx.writer, run, &plan).await?;
+    Ok(match plan.requeue_at {
         Some(t) => {
             Action::requeue(until(Timestamp::now(), t).unwrap_or(Duration::from_millis(100)))
         }
@@ -327,41 +189,164 @@ async fn finish(
     })
 }
 
+/// Write the status if it changed (a merge patch of the changed fields, guarded by the
+/// resourceVersion; AnalysisRun has no status subresource), then record the events.
+pub(crate) async fn write_status(
+    writer: &Writer,
+    run: &AnalysisRun,
+    plan: &RunPlan,
+) -> Result<(), Error> {
+    let ns = run.namespace().unwrap_or_default();
+    if let Some(status) = &plan.status {
+        let prev = run.status.clone().unwrap_or_default();
+        let old = serde_json::to_value(&prev)?;
+        let new = serde_json::to_value(status)?;
+        if let Some(diff) = merge_diff(&old, &new) {
+            let mut patch = json!({ "status": diff });
+            if let Some(rv) = run.resource_version() {
+                patch["metadata"] = json!({ "resourceVersion": rv });
+            }
+            writer
+                .merge_patch::<AnalysisRun>(&ns, &run.name_any(), &patch)
+                .await?;
+            if let Some(p) = &status.phase
+                && prev.phase.as_ref() != Some(p)
+            {
+                info!(phase = %p, "analysis run phase");
+            }
+        }
+    }
+    let reference = run.object_ref(&());
+    for e in &plan.events {
+        let ev = Event {
+            type_: if e.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: e.reason.clone(),
+            note: Some(e.message.clone()),
+            action: "Analyze".into(),
+            secondary: None,
+        };
+        writer.event(&reference, &ev).await;
+    }
+    Ok(())
+}
+
+/// The shared error policy: capped, jittered exponential backoff per run ([`Backoff`]).
 fn error_policy(run: Arc<AnalysisRun>, err: &Error, ctx: Arc<AnalysisContext>) -> Action {
+    Action::requeue(retry_delay(&run, err, &ctx))
+}
+
+/// How long `error_policy` waits before retrying `run` after `err`.
+fn retry_delay(run: &AnalysisRun, err: &Error, ctx: &AnalysisContext) -> Duration {
     ctx.metrics
         .analysis_run_reconcile_error(&run.namespace().unwrap_or_default(), &run.name_any());
-    warn!(analysisrun = %run.name_any(), category = err.category(), "analysis reconcile failed: {err}");
-    Action::requeue(err.retry_after(1, 0))
+    let after = ctx.backoff.failed(ObjectRef::from_obj(run), err);
+    warn!(
+        namespace = %run.namespace().unwrap_or_default(),
+        analysisrun = %run.name_any(),
+        category = err.category(),
+        retry_in_ms = after.as_millis() as u64,
+        "analysis reconcile failed: {err}"
+    );
+    after
 }
 
 /// Run the AnalysisRun controller over `runs` (shared with the Rollout controller's reflector)
 /// until `shutdown` resolves. Jobs are watched only when they carry the run-uid label.
+/// `settings.analysis_threads` runs are reconciled at once.
 pub async fn run(
     client: Client,
-    namespace: Option<String>,
+    writer: Arc<Writer>,
+    settings: &Settings,
     runs_stream: impl futures::Stream<Item = Arc<AnalysisRun>> + Send + 'static,
     runs: Store<AnalysisRun>,
-    recorder: Recorder,
-    metrics: Arc<crate::metrics::Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let jobs: Api<Job> = match &namespace {
+    let jobs: Api<Job> = match &settings.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
     let job_stream = watcher::watcher(jobs, watcher::Config::default().labels(RUN_UID_LABEL))
         .default_backoff()
         .touched_objects();
-    let ctx = Arc::new(AnalysisContext {
+    let ctx = Arc::new(AnalysisContext::new(
         client,
-        recorder,
-        metrics,
-    });
+        writer,
+        settings.metrics.clone(),
+    ));
     Controller::for_shared_stream(runs_stream, runs)
         .owns_stream(job_stream)
-        .with_config(ControllerConfig::default().concurrency(30))
+        .with_config(ControllerConfig::default().concurrency(settings.analysis_threads))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::controller::leader::Leadership;
+    use crate::controller::write::testing::{self, job_run, job_run_json};
+
+    /// The real reconcile against an API server that refuses every PATCH: each reconcile starts
+    /// the Job measurement (its create is answered), then fails writing the status. The error
+    /// policy's delays grow, are capped, and reset once a write succeeds.
+    #[tokio::test]
+    async fn a_failing_status_write_backs_off_with_growing_capped_delays() {
+        let failing = Arc::new(AtomicBool::new(true));
+        let f = failing.clone();
+        let (client, seen) = testing::client(move |method, path| match method {
+            "PATCH" if f.load(Ordering::SeqCst) => Err(500),
+            "PATCH" => Ok(job_run_json()),
+            _ if path.contains("/jobs") => {
+                Ok(json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}}))
+            }
+            _ => Err(404),
+        });
+        let writer = Arc::new(testing::writer(client.clone(), Leadership::always()));
+        let ctx = Arc::new(AnalysisContext::new(client, writer, Arc::default()));
+        let run = Arc::new(job_run());
+        let key = ObjectRef::from_obj(run.as_ref());
+        let mut delays = Vec::new();
+        for _ in 0..12 {
+            let err = reconcile(run.clone(), ctx.clone()).await.unwrap_err();
+            assert_eq!(err.category(), "server", "{err}");
+            delays.push(retry_delay(&run, &err, &ctx));
+        }
+        // ±10 % jitter cannot undo a doubling: strictly growing until the cap (5 min ± 10 %).
+        assert!(delays[..9].windows(2).all(|w| w[0] < w[1]), "{delays:?}");
+        assert!(delays[0] < Duration::from_millis(1200), "{delays:?}");
+        for d in &delays[9..] {
+            assert!(
+                (Duration::from_secs(270)..=Duration::from_secs(330)).contains(d),
+                "capped: {delays:?}"
+            );
+        }
+        assert_eq!(ctx.backoff.failures(&key), 12);
+        assert_ne!(
+            error_policy(run.clone(), &Error::NotLeader, ctx.clone()),
+            Action::await_change()
+        );
+        assert_eq!(ctx.backoff.failures(&key), 12, "not leading is no failure");
+        let patches = seen
+            .all()
+            .iter()
+            .filter(|r| {
+                r.starts_with("PATCH /apis/argoproj.io/v1alpha1/namespaces/ns/analysisruns/run")
+            })
+            .count();
+        assert_eq!(patches, 12, "{:?}", seen.all());
+
+        failing.store(false, Ordering::SeqCst);
+        reconcile(run.clone(), ctx.clone()).await.unwrap();
+        assert_eq!(ctx.backoff.failures(&key), 0, "a success resets the count");
+    }
 }

@@ -1,11 +1,11 @@
 //! Apply a plan with the fewest writes: server-side apply to create a ReplicaSet, small merge
 //! patches to resize or annotate one, a JSON merge patch of only the changed status fields
 //! (guarded by resourceVersion so a stale cache can never overwrite a user's promote or abort).
+//! Every write goes through the shared writer (`write.rs`): rate limit, leader fence, field manager.
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Map, Value, json};
@@ -15,7 +15,6 @@ use tracing::{info, warn};
 use super::{Context, Error};
 use crate::api::analysis::AnalysisRun;
 use crate::api::consts::ANNOTATION_REVISION;
-use crate::api::consts::FIELD_MANAGER;
 use crate::api::rollout::Rollout;
 use crate::rollout::Plan;
 
@@ -85,17 +84,6 @@ pub fn merge_diff(old: &Value, new: &Value) -> Option<Value> {
     }
 }
 
-fn params() -> PatchParams {
-    PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    }
-}
-
-fn not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
-}
-
 /// Carry out `plan` for `ro`.
 /// Carry out `plan`; returns the Rollout's resourceVersion after our last write to it, if any.
 pub async fn apply(
@@ -104,8 +92,7 @@ pub async fn apply(
     ns: &str,
     plan: &Plan,
 ) -> Result<Option<String>, Error> {
-    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
-    let ro_api: Api<Rollout> = Api::namespaced(ctx.client.clone(), ns);
+    let writer = &ctx.writer;
     let name = ro.name_any();
 
     for a in &plan.adopt {
@@ -116,22 +103,14 @@ pub async fn apply(
             "uid": a.uid,
             "resourceVersion": a.resource_version,
         }});
-        ctx.write_permit().await;
-        rs_api
-            .patch(&a.name, &params(), &Patch::Merge(&patch))
+        writer
+            .merge_patch::<ReplicaSet>(ns, &a.name, &patch)
             .await?;
         info!(replicaset = %a.name, "adopted orphaned ReplicaSet");
     }
     if let Some(rs) = &plan.create {
         let rs_name = rs.name_any();
-        ctx.write_permit().await;
-        rs_api
-            .patch(
-                &rs_name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(rs),
-            )
-            .await?;
+        writer.apply(ns, rs).await?;
         info!(replicaset = %rs_name, "created ReplicaSet");
     }
     for u in &plan.updates {
@@ -145,29 +124,21 @@ pub async fn apply(
         if let Some(m) = u.min_ready_seconds {
             patch["spec"]["minReadySeconds"] = json!(m);
         }
-        ctx.write_permit().await;
-        match rs_api
-            .patch(&u.name, &params(), &Patch::Merge(&patch))
-            .await
-        {
+        match writer.merge_patch::<ReplicaSet>(ns, &u.name, &patch).await {
             Ok(_) => {}
-            Err(e) if not_found(&e) => {
+            Err(e) if e.is_not_found() => {
                 warn!(replicaset = %u.name, "ReplicaSet vanished before scaling")
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
     for d in &plan.deletes {
-        ctx.write_permit().await;
-        match rs_api.delete(d, &DeleteParams::background()).await {
-            Ok(_) => info!(replicaset = %d, "deleted old ReplicaSet (revision history limit)"),
-            Err(e) if not_found(&e) => {}
-            Err(e) => return Err(e.into()),
+        if writer.delete::<ReplicaSet>(ns, d).await? {
+            info!(replicaset = %d, "deleted old ReplicaSet (revision history limit)");
         }
     }
     for pod in &plan.evict {
-        ctx.write_permit().await;
-        if evict(&ctx.client, ns, pod).await? {
+        if writer.evict(ns, pod).await? {
             info!(pod = %pod, "evicted pod for restart");
         } else {
             warn!(pod = %pod, "eviction refused (disruption budget); retrying later");
@@ -177,46 +148,30 @@ pub async fn apply(
         || !plan.terminate_runs.is_empty()
         || !plan.delete_runs.is_empty()
     {
-        let runs: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), ns);
         for run in &plan.create_runs {
-            ctx.limiter.acquire().await;
             let n = run.name_any();
-            runs.create(
-                &PostParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..PostParams::default()
-                },
-                run,
-            )
-            .await?;
+            writer.create(ns, run).await?;
             info!(analysisrun = %n, "created AnalysisRun");
         }
         for n in &plan.terminate_runs {
-            ctx.limiter.acquire().await;
             let patch = json!({ "spec": { "terminate": true } });
-            match runs.patch(n, &params(), &Patch::Merge(&patch)).await {
+            match writer.merge_patch::<AnalysisRun>(ns, n, &patch).await {
                 Ok(_) => info!(analysisrun = %n, "terminated AnalysisRun"),
-                Err(e) if not_found(&e) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
             }
         }
         for n in &plan.delete_runs {
-            ctx.limiter.acquire().await;
-            match runs.delete(n, &DeleteParams::background()).await {
-                Ok(_) => info!(analysisrun = %n, "deleted AnalysisRun (history limit)"),
-                Err(e) if not_found(&e) => {}
-                Err(e) => return Err(e.into()),
+            if writer.delete::<AnalysisRun>(ns, n).await? {
+                info!(analysisrun = %n, "deleted AnalysisRun (history limit)");
             }
         }
     }
     let mut resource_version = ro.resource_version();
     let mut wrote = None;
     if let Some(rev) = &plan.rollout_revision {
-        ctx.write_permit().await;
         let patch = json!({ "metadata": { "annotations": { ANNOTATION_REVISION: rev } } });
-        let updated = ro_api
-            .patch(&name, &params(), &Patch::Merge(&patch))
-            .await?;
+        let updated = writer.merge_patch::<Rollout>(ns, &name, &patch).await?;
         resource_version = updated.resource_version();
         wrote = resource_version.clone();
     }
@@ -228,17 +183,13 @@ pub async fn apply(
             if let Some(rv) = resource_version {
                 patch["metadata"] = json!({ "resourceVersion": rv });
             }
-            ctx.write_permit().await;
-            match ro_api
-                .patch_status(&name, &params(), &Patch::Merge(&patch))
-                .await
-            {
+            match writer.patch_status::<Rollout>(ns, &name, &patch).await {
                 Ok(updated) => wrote = updated.resource_version(),
                 Err(e) => {
-                    if !matches!(&e, kube::Error::Api(s) if s.code == 409) {
+                    if !e.is_conflict() {
                         warn!(patch = %patch["status"], "status patch refused");
                     }
-                    return Err(e.into());
+                    return Err(e);
                 }
             }
             info!(patch = %patch["status"], "patched status");
@@ -261,10 +212,8 @@ pub async fn apply(
             info!(reason = %ev.reason, "{}", ev.message);
             let type_ = if ev.warning { "Warning" } else { "Normal" };
             ctx.settings.metrics.event(ns, &name, type_, &ev.reason);
-            if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-                // An event is informational: never fail a reconcile for it.
-                warn!("could not record event {}: {e}", ev.reason);
-            }
+            // Best-effort: the writer never fails a reconcile for an event.
+            writer.event(&reference, &event).await;
         }
     }
     Ok(wrote)
@@ -303,27 +252,6 @@ pub async fn rollout_pods(
                 .any(|o| uids.contains(&o.uid))
         })
         .collect())
-}
-
-/// Evict a pod (honouring PodDisruptionBudgets): `policy/v1`, falling back to `policy/v1beta1`
-/// on servers older than 1.22. A 429 (budget exhausted) is not an error: the pod is retried later.
-async fn evict(client: &kube::Client, ns: &str, pod: &str) -> Result<bool, Error> {
-    for version in ["policy/v1", "policy/v1beta1"] {
-        let body = json!({"apiVersion": version, "kind": "Eviction", "metadata": {"name": pod, "namespace": ns}});
-        let req = http::Request::post(format!("/api/v1/namespaces/{ns}/pods/{pod}/eviction"))
-            .header("Content-Type", "application/json")
-            .body(serde_json::to_vec(&body)?)
-            .map_err(|e| Error::Kube(kube::Error::HttpError(e)))?;
-        match client.request_text(req).await {
-            Ok(_) => return Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 429 => return Ok(false),
-            Err(kube::Error::Api(s)) if s.code == 404 && s.reason != "NotFound" => continue,
-            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 400 && version == "policy/v1" => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(false)
 }
 
 #[cfg(test)]

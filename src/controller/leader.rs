@@ -7,9 +7,12 @@
 //! only takes over `lease_duration` after it *saw* the record change, which is after that renewal
 //! was sent. With `renew_deadline < lease_duration` the old holder has stopped writing at least
 //! `lease_duration - renew_deadline` (5 s by default) before anyone else can acquire. "Stopped" is
-//! enforced twice: [`Leadership::is_leading`] turns false at the deadline by itself (every write
-//! checks it), and the binary exits the process when [`Elector::run`] reports the loss, so nothing
-//! that was in flight survives.
+//! enforced twice: [`Leadership::is_leading`] turns false at the deadline by itself, and every
+//! write the controllers make goes through the one [`Writer`](super::write::Writer), which checks
+//! it last, after the rate-limit wait, and sends nothing when it is false (a test keeps any other
+//! file from calling a write method); and the binary exits the process when [`Elector::run`]
+//! reports the loss, so nothing that was in flight survives. The elector's own Lease writes are
+//! the one exception: they are how leadership is won and kept, so they cannot wait for it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -301,6 +304,8 @@ impl Elector {
             .unwrap_or(self.cfg.lease_duration)
     }
 
+    /// Writes the Lease with the elector's own client, outside the writer: the fence cannot guard
+    /// the writes that decide it, and the rate limit must not delay a renewal past its deadline.
     async fn try_acquire(&self, seen: &mut Option<(Observed, Instant)>) -> Attempt {
         let timeout = self.cfg.retry_period.max(Duration::from_secs(1));
         let sent = Instant::now();

@@ -8,6 +8,7 @@ pub mod index;
 pub mod leader;
 pub mod observe;
 pub mod server;
+pub mod write;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +19,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -29,8 +30,10 @@ use crate::api::consts::{LABEL_CONTROLLER_INSTANCE_ID, LABEL_POD_TEMPLATE_HASH};
 use crate::api::rollout::Rollout;
 use crate::rollout::observed::referenced_templates;
 use crate::rollout::plan;
+use error::Backoff;
 pub use error::Error;
 use index::OwnerIndex;
+use write::Writer;
 
 /// How the controller runs; filled from flags by the binary.
 #[derive(Clone, Debug)]
@@ -40,8 +43,10 @@ pub struct Settings {
     /// Only reconcile Rollouts labelled with this controller instance id (Argo's `--instance-id`);
     /// when empty, only Rollouts without the label.
     pub instance_id: String,
-    /// Concurrent reconciles.
+    /// Concurrent Rollout reconciles (`--rollout-threads`).
     pub threads: u16,
+    /// Concurrent AnalysisRun reconciles (`--analysis-threads`).
+    pub analysis_threads: u16,
     /// Client-side rate limit for writes.
     pub qps: f64,
     pub burst: u32,
@@ -59,6 +64,7 @@ impl Default for Settings {
             namespace: None,
             instance_id: String::new(),
             threads: 10,
+            analysis_threads: 10,
             qps: 40.0,
             burst: 80,
             resync: Duration::from_secs(900),
@@ -70,17 +76,18 @@ impl Default for Settings {
 
 /// Shared state of all reconciles.
 pub struct Context {
+    /// Reads only; every write goes through `writer`.
     pub client: Client,
-    pub recorder: Recorder,
+    /// Shared with the AnalysisRun controller.
+    pub writer: Arc<Writer>,
     pub replica_sets: Store<ReplicaSet>,
     pub owners: OwnerIndex<ReplicaSet>,
     pub runs: Store<AnalysisRun>,
     pub run_owners: OwnerIndex<AnalysisRun>,
     pub templates: Store<AnalysisTemplate>,
     pub cluster_templates: Option<Store<ClusterAnalysisTemplate>>,
-    pub limiter: apply::RateLimiter,
     pub settings: Settings,
-    failures: Mutex<HashMap<ObjectRef<Rollout>, u32>>,
+    backoff: Backoff<Rollout>,
     /// The last resourceVersion this controller wrote per Rollout, until the cache has it
     /// (Argo's rolloutVersionTracker).
     written: Mutex<HashMap<ObjectRef<Rollout>, u64>>,
@@ -110,16 +117,6 @@ impl Context {
     fn record_write(&self, key: ObjectRef<Rollout>, rv: &str) {
         if let (Ok(mut w), Ok(v)) = (self.written.lock(), rv.parse::<u64>()) {
             w.insert(key, v);
-        }
-    }
-
-    /// Wait for the write rate limiter, then make sure this replica still leads. A replica that
-    /// lost the lease never writes again: the write waits here until the process exits.
-    pub async fn write_permit(&self) {
-        self.limiter.acquire().await;
-        if !self.settings.leadership.is_leading() {
-            warn!("not the leader any more; holding the write until the process exits");
-            std::future::pending::<()>().await;
         }
     }
 }
@@ -256,9 +253,15 @@ pub async fn run(
         controller: "sluice-controller".into(),
         instance: std::env::var("POD_NAME").ok(),
     };
-    let recorder = Recorder::new(client.clone(), reporter);
+    // One writer for both controllers: one rate limit, one fence.
+    let writer = Arc::new(Writer::new(
+        client.clone(),
+        apply::RateLimiter::new(settings.qps, settings.burst),
+        settings.leadership.clone(),
+        reporter,
+    ));
     let ctx = Arc::new(Context {
-        recorder: recorder.clone(),
+        writer: writer.clone(),
         client: client.clone(),
         replica_sets: rs_reader.clone(),
         owners,
@@ -266,8 +269,7 @@ pub async fn run(
         run_owners,
         templates: at_reader.clone(),
         cluster_templates: cat_reader.clone(),
-        limiter: apply::RateLimiter::new(settings.qps, settings.burst),
-        failures: Mutex::new(HashMap::new()),
+        backoff: Backoff::default(),
         written: Mutex::new(HashMap::new()),
         ready: ready.clone(),
         settings: settings.clone(),
@@ -350,9 +352,7 @@ pub async fn run(
     // stream, so the reflector never blocks on it; on takeover every cached run is reconciled.
     let (leadership, runs_store, runs_stop) =
         (settings.leadership.clone(), ar_reader.clone(), stopped());
-    let (runs_client, runs_ns, runs_shutdown) =
-        (client.clone(), settings.namespace.clone(), stopped());
-    let runs_metrics = settings.metrics.clone();
+    let (runs_client, runs_settings, runs_shutdown) = (client.clone(), settings.clone(), stopped());
     let runs = async move {
         let mut handle = ar_for_runs;
         {
@@ -366,11 +366,10 @@ pub async fn run(
         let cached = futures::stream::iter(runs_store.state());
         analysis::run(
             runs_client,
-            runs_ns,
+            writer,
+            &runs_settings,
             cached.chain(handle),
             ar_reader,
-            recorder,
-            runs_metrics,
             runs_shutdown,
         )
         .await;
@@ -420,9 +419,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
     if let Some(rv) = apply::apply(&ctx, &ro, &ns, &plan).await? {
         ctx.record_write(key.clone(), &rv);
     }
-    if let Ok(mut f) = ctx.failures.lock() {
-        f.remove(&ObjectRef::from_obj(ro.as_ref()));
-    }
+    ctx.backoff.reset(&key);
     let next = plan
         .requeue_after
         .map_or(ctx.settings.resync, |d| d.min(ctx.settings.resync));
@@ -431,18 +428,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
 
 fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.settings.metrics.reconcile_error(&ro);
-    let key = ObjectRef::from_obj(ro.as_ref());
-    let failures = ctx
-        .failures
-        .lock()
-        .map(|mut f| {
-            let n = f.entry(key).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        })
-        .unwrap_or(1);
-    let seed = u64::from(jiff::Timestamp::now().subsec_nanosecond().unsigned_abs());
-    let after = err.retry_after(failures - 1, seed);
+    let after = ctx.backoff.failed(ObjectRef::from_obj(ro.as_ref()), err);
     warn!(
         namespace = %ro.namespace().unwrap_or_default(),
         rollout = %ro.name_any(),

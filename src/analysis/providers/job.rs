@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job as K8sJob;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{DeleteParams, PostParams, PropagationPolicy};
 use kube::{Api, ResourceExt};
 
-use super::{BoxFuture, Provider, ProviderContext, errored, started};
+use super::{BoxFuture, Provider, ProviderContext, WriteFailure, errored, started};
 use crate::api::analysis::{AnalysisRun, Measurement, Metric};
 use crate::api::consts::*;
 use crate::time::{add_seconds, k8s_time};
@@ -126,13 +125,14 @@ impl Provider for Job {
             };
             let ns = job.namespace().unwrap_or_default();
             let name = job.name_any();
-            let api: Api<K8sJob> = Api::namespaced(ctx.client.clone(), &ns);
-            match api.create(&PostParams::default(), &job).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 409 => {
+            match ctx.writer.create_job(&ns, &job).await {
+                Ok(()) => {}
+                Err(WriteFailure::Exists) => {
                     // Created by an earlier attempt of ours (same uid in the name); keep it.
                 }
-                Err(e) => return errored(m, format!("job create {name} failed: {e}")),
+                Err(WriteFailure::Other(e)) => {
+                    return errored(m, format!("job create {name} failed: {e}"));
+                }
             }
             m.metadata = Some(BTreeMap::from([
                 (JOB_NAME_KEY.into(), name),
@@ -199,17 +199,14 @@ impl Provider for Job {
         mut m: Measurement,
     ) -> BoxFuture<'a, Measurement> {
         Box::pin(async move {
-            if let Some((ns, name)) = job_ref(&m, ctx.run) {
-                let api: Api<K8sJob> = Api::namespaced(ctx.client.clone(), &ns);
-                let dp = DeleteParams {
-                    propagation_policy: Some(PropagationPolicy::Background),
-                    ..DeleteParams::default()
+            if let Some((ns, name)) = job_ref(&m, ctx.run)
+                && let Err(e) = ctx.writer.delete_job(&ns, &name).await
+            {
+                let e = match e {
+                    WriteFailure::Exists => "conflict".to_string(),
+                    WriteFailure::Other(e) => e,
                 };
-                match api.delete(&name, &dp).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => return errored(m, format!("job delete {name}: {e}")),
-                }
+                return errored(m, format!("job delete {name}: {e}"));
             }
             m.phase = ANALYSIS_PHASE_INCONCLUSIVE.into();
             m.finished_at = Some(k8s_time(Timestamp::now()));

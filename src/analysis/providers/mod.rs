@@ -11,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job as K8sJob;
 use kube::Client;
 
 use crate::analysis::expr::{MetricValue, Outcome, evaluate_result};
@@ -20,10 +21,38 @@ use crate::time::k8s_time;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// What a provider may use besides the metric: the cluster (job provider) and the run.
+/// What a provider may use besides the metric: the cluster (job provider) and the run. Reads go
+/// through `client`; every write through `writer`, which the controller's one writer implements
+/// (rate limit, leader fence, field manager), so this layer never reaches up into the shell.
 pub struct ProviderContext<'a> {
     pub client: &'a Client,
+    pub writer: &'a dyn JobWriter,
     pub run: &'a AnalysisRun,
+}
+
+/// Why a provider's write was not made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteFailure {
+    /// The object exists already (HTTP 409).
+    Exists,
+    /// Anything else, in the API's own words.
+    Other(String),
+}
+
+/// The writes a provider makes: the Job provider's Jobs.
+pub trait JobWriter: Send + Sync {
+    /// Create `job` in `ns`.
+    fn create_job<'a>(
+        &'a self,
+        ns: &'a str,
+        job: &'a K8sJob,
+    ) -> BoxFuture<'a, Result<(), WriteFailure>>;
+    /// Delete Job `name` in `ns` (background propagation); one already gone counts as deleted.
+    fn delete_job<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), WriteFailure>>;
 }
 
 /// One metric source.
