@@ -1,5 +1,5 @@
 //! The budget one evaluation runs under: steps, memory units and a time backstop, with the
-//! bounds taken from [`Limits`](super::Limits).
+//! bounds taken from [`Limits`].
 
 use std::time::Instant;
 

@@ -5,9 +5,30 @@
 //! running them, so `asFloat(result) == "1.1"` is a compile error there. The `expr-lang` crate has
 //! no checker, no work or memory bound and no recursion limit, so lexer, parser, checker and a
 //! budgeted interpreter are ported here; `expr-lang` still supplies the long tail of builtins and
-//! all time/duration arithmetic, with inputs charged to the budget. Each evaluation runs on its
-//! own thread with a fixed stack, so neither the caller's stack size nor a panic can hurt the
-//! controller.
+//! all time/duration arithmetic, with inputs charged to the budget. Sub-modules, bottom up:
+//! `gofmt` ← `types` ← `lexer` ← `parser` ← `checker`; `value` and `budget`; `interp`; the entry
+//! points are here.
+//!
+//! **Budget, clock and threads.** An expression may be at most 4,096 bytes long and nest at most
+//! 128 levels; values (the metric result included) nest at most 128 levels. Interpretation then
+//! runs under [`Limits::default`]: 2,000,000 steps (nodes evaluated, loop iterations, elements
+//! compared or copied, builtin inputs), 1,000,000 memory units (one per element, or per 16 bytes
+//! of string) and 100 ms of elapsed time on the monotonic clock: `Instant::now()` is read when
+//! interpretation starts and compared each time another 1,024 steps have been counted. Lexing,
+//! parsing and checking are bounded by the size limits instead; work delegated to `expr-lang` is
+//! not interrupted but charged for its input before it runs (and, for the builtins whose output
+//! can outgrow their input, size-checked), and for its output after. Every evaluating entry
+//! point runs its work on one new scoped thread (`sluice-expr`, 16 MiB stack) and blocks until
+//! it has joined it, so the caller's stack size does not matter and a panic (or a failure to
+//! spawn) becomes [`EvalError::Runtime`]; nothing outlives the call, and the only state shared
+//! between calls is read-only (the builtin table). Steps and memory are counted exactly, so those
+//! limits give the same answer on every run; the clock can only replace a result with a
+//! time-budget error, which a realistic condition, finishing far inside 100 ms, never meets —
+//! only an expression heavy enough to approach the limits may, on a slow or loaded machine, get
+//! that error on one run and a result on another. The language reads the outside world in two
+//! places only, both as in Argo: `now()` (the wall clock) and the `"Local"` time zone
+//! (`timezone("Local")`, `.Local()`: the `TZ` variable, else the system zone,
+//! `/etc/localtime`).
 
 mod budget;
 mod checker;
@@ -28,7 +49,8 @@ use checker::{Checker, Ty, metric_ty};
 use parser::parse;
 use value::{Val, ext_timestamp, from_metric, go_type, to_metric};
 
-/// Evaluate one condition against `result`. Bounded by [`Limits::default`] and does no I/O.
+/// Evaluate one condition against `result`. Bounded by [`Limits::default`]; no network or
+/// shared state, and the clock and time zone only as the module doc says.
 pub fn eval_condition(expr: &str, result: &MetricValue) -> Result<bool, EvalError> {
     eval_condition_with(expr, result, &Limits::default())
 }
