@@ -95,6 +95,8 @@ pub const REASON_ROLLOUT_NOT_COMPLETED: &str = "RolloutNotCompleted";
 pub const REASON_ROLLOUT_HEALTHY: &str = "RolloutHealthy";
 /// Reason of the `InvalidSpec` condition.
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
+/// Event reason: a Rollout no controller has reconciled yet was picked up.
+pub const REASON_ROLLOUT_ADDED_TO_INFORMER: &str = "RolloutAddedToInformer";
 /// Event reason: a pod created before `spec.restartAt` is evicted.
 pub const REASON_RESTARTING_POD: &str = "RestartingPod";
 /// Reason of the `NotImplemented` condition and of its warning event.

@@ -96,7 +96,12 @@ impl<'a> Ctx<'a> {
             now: self.now,
             new_name: &self.rs.new_name,
             new_hash: &self.rs.new_hash,
-            new_revision: self.rs.new_revision,
+            // Argo's `GetReplicaSetRevision` of a ReplicaSet that does not exist yet is 0.
+            new_revision: if self.rs.creating && self.plan.create.is_none() {
+                0
+            } else {
+                self.rs.new_revision
+            },
             replicas: self.replicas,
             available,
             replica_failure: replica_failure(self.rs.new_rs, &self.rs.all),

@@ -26,15 +26,25 @@ use jiff::Timestamp;
 pub use effects::Plan;
 pub use observed::Observed;
 
+use crate::api::consts::REASON_ROLLOUT_ADDED_TO_INFORMER;
 use crate::api::rollout::{Rollout, RolloutStatus};
 use classify::{adoptions, name_taken};
 use ctx::Ctx;
+use effects::PlannedEvent;
 use observed::referenced_templates;
 use status::{check_paused_conditions, plan_invalid};
 use validation::{invalid_spec_message, validate};
 
 /// Plan one reconcile of `obs.rollout` at time `now`.
 pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
+    let mut p = plan_reconcile(obs, now);
+    if p.adopt.is_empty() {
+        added_to_informer(obs.rollout, &mut p);
+    }
+    p
+}
+
+fn plan_reconcile(obs: &Observed, now: Timestamp) -> Plan {
     let ro = obs.rollout;
     let prev = ro.status.clone().unwrap_or_default();
     let generation = ro.metadata.generation.unwrap_or(0).to_string();
@@ -61,6 +71,32 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
         return collision(ro, &cx.prev);
     }
     canary::plan(cx)
+}
+
+/// Argo records `RolloutAddedToInformer` whenever a Rollout enters its informer. Sluice records
+/// it once, for a Rollout no controller has reconciled yet (no `observedGeneration`), so that a
+/// controller restart does not write one event per Rollout.
+fn added_to_informer(ro: &Rollout, plan: &mut Plan) {
+    if ro
+        .status
+        .as_ref()
+        .is_some_and(|s| s.observed_generation.is_some())
+    {
+        return;
+    }
+    let msg = format!(
+        "Rollout resource added to informer: {}/{}",
+        ro.metadata.namespace.as_deref().unwrap_or(""),
+        ro.metadata.name.as_deref().unwrap_or("")
+    );
+    plan.events.insert(
+        0,
+        PlannedEvent {
+            warning: false,
+            reason: REASON_ROLLOUT_ADDED_TO_INFORMER.into(),
+            message: msg,
+        },
+    );
 }
 
 /// Why the spec cannot run at all, as the InvalidSpec message: Argo's validation, the parts this

@@ -23,9 +23,29 @@ const NOT_COPIED_ANNOTATIONS: &[&str] = &[
     "notified.notifications.argoproj.io",
 ];
 
-/// Create the new ReplicaSet if missing and keep the revision annotations right.
-pub fn sync_revision(cx: &mut Ctx) {
+/// Create the new ReplicaSet if missing (only when `create`: Argo's
+/// `getAllReplicaSetsAndSyncRevision(createIfNotExisted)`) and keep the revision annotations
+/// right. Events in Argo's order: `RolloutUpdated`, then `NewReplicaSetCreated`.
+pub fn sync_revision(cx: &mut Ctx, create: bool) {
     let revision = cx.rs.new_revision.to_string();
+    if cx.rs.creating && !create {
+        // Nothing to stamp a revision on yet: the ReplicaSet is created next reconcile.
+        return;
+    }
+    let current = cx
+        .ro
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_REVISION));
+    if current != Some(&revision) {
+        cx.plan.rollout_revision = Some(revision.clone());
+        cx.event(
+            false,
+            REASON_ROLLOUT_UPDATED,
+            format!("Rollout updated to revision {revision}"),
+        );
+    }
     if cx.rs.creating {
         let rs = build_replica_set(cx.ro, &cx.rs, cx.replicas, &revision);
         cx.plan.create = Some(rs);
@@ -56,20 +76,6 @@ pub fn sync_revision(cx: &mut Ctx) {
             }
             cx.plan.update_for(rs.name()).annotations.extend(ann);
         }
-    }
-    let current = cx
-        .ro
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(ANNOTATION_REVISION));
-    if current != Some(&revision) {
-        cx.plan.rollout_revision = Some(revision.clone());
-        cx.event(
-            false,
-            REASON_ROLLOUT_UPDATED,
-            format!("Rollout updated to revision {revision}"),
-        );
     }
 }
 

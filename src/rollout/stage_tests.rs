@@ -76,7 +76,11 @@ fn orphans_the_rollout_selects_are_adopted_before_anything_else() {
 
 #[test]
 fn a_foreign_replica_set_with_the_new_name_bumps_the_collision_count() {
-    let sim = Sim::seed();
+    let mut sim = Sim::seed();
+    // The first reconcile only records the new revision; the create comes next.
+    let first = plan(&Observed::new(&sim.ro, &[]), sim.now);
+    assert!(first.create.is_none());
+    sim.ro.status = first.status;
     let name = wanted_name(&sim.ro);
     let foreign = orphan(&name, "frontend", Some("someone-else"));
     let obs = Observed {
@@ -88,22 +92,24 @@ fn a_foreign_replica_set_with_the_new_name_bumps_the_collision_count() {
         p.create.is_none(),
         "never apply over another owner's ReplicaSet"
     );
-    assert_eq!(p.status.and_then(|s| s.collision_count), Some(1));
-    // With the bumped count the wanted name differs, and the create goes ahead.
-    let mut ro = sim.ro.clone();
-    ro.status
-        .get_or_insert_with(Default::default)
-        .collision_count = Some(1);
-    assert_ne!(wanted_name(&ro), name);
-    let obs = Observed {
-        same_name: Some(&foreign),
-        ..Observed::new(&ro, &[])
-    };
-    let p = plan(&obs, sim.now);
-    assert_eq!(
-        p.create.map(|rs| rs.name().to_string()),
-        Some(wanted_name(&ro))
-    );
+    let bumped = p.status.clone().and_then(|s| s.collision_count);
+    assert_eq!(bumped, Some(1));
+    // With the bumped count the wanted name differs: a new revision is recorded, then created.
+    sim.ro.status = p.status;
+    assert_ne!(wanted_name(&sim.ro), name);
+    for _ in 0..2 {
+        let obs = Observed {
+            same_name: Some(&foreign),
+            ..Observed::new(&sim.ro, &[])
+        };
+        let p = plan(&obs, sim.now);
+        if let Some(rs) = p.create {
+            assert_eq!(rs.name(), wanted_name(&sim.ro));
+            return;
+        }
+        sim.ro.status = p.status;
+    }
+    panic!("the ReplicaSet with the new name was never created");
 }
 
 #[test]
@@ -290,5 +296,90 @@ fn two_of_argos_exclusive_step_types_in_one_step_are_invalid_with_argos_message(
             "The Rollout \"frontend\" is invalid: spec.strategy.steps[0]: Invalid value: \"step.Experiment: false step.Pause: true step.SetWeight: true step.Analysis: false\": {}",
             crate::rollout::validation::INVALID_STEP
         )
+    );
+}
+
+/// Argo's e2e `TestRolloutAbortRetryPromote` asserts the exact event sequence of a whole
+/// rollout; the planner emits the same reasons in the same order.
+#[test]
+fn events_follow_argos_abort_retry_promote_sequence() {
+    let mut sim = Sim::new(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: abort-retry-promote
+spec:
+  strategy:
+    canary:
+      steps:
+      - setWeight: 50
+      - pause: {duration: 3s}
+  selector:
+    matchLabels:
+      app: abort-retry-promote
+  template:
+    metadata:
+      labels:
+        app: abort-retry-promote
+    spec:
+      containers:
+      - name: abort-retry-promote
+        image: nginx:1.19-alpine
+"#,
+    );
+    sim.settle(20);
+    assert_eq!(sim.phase().0, PHASE_HEALTHY);
+    sim.set_image("nginx:1.20-alpine");
+    sim.settle(20);
+    assert_eq!(sim.phase().0, PHASE_PAUSED);
+    if let Some(st) = sim.ro.status.as_mut() {
+        st.abort = Some(true);
+    }
+    sim.settle(20);
+    assert_eq!(sim.phase().0, PHASE_DEGRADED);
+    if let Some(st) = sim.ro.status.as_mut() {
+        st.abort = Some(false);
+    }
+    sim.settle(20);
+    assert_eq!(sim.phase().0, PHASE_PAUSED);
+    sim.advance(4);
+    sim.settle(20);
+    assert_eq!(sim.phase().0, PHASE_HEALTHY);
+    assert_eq!(
+        sim.event_reasons(),
+        [
+            "RolloutAddedToInformer",
+            "RolloutNotCompleted",
+            "RolloutUpdated",
+            "NewReplicaSetCreated",
+            "ScalingReplicaSet",
+            "RolloutCompleted",
+            "RolloutNotCompleted",
+            "RolloutUpdated",
+            "NewReplicaSetCreated",
+            "ScalingReplicaSet",
+            "RolloutStepCompleted",
+            "RolloutPaused",
+            "ScalingReplicaSet",
+            "RolloutAborted",
+            "ScalingReplicaSet",
+            "RolloutStepCompleted",
+            "RolloutPaused",
+            "RolloutStepCompleted",
+            "RolloutResumed",
+            "ScalingReplicaSet",
+            "RolloutCompleted",
+        ]
+    );
+    let first_not_completed = sim
+        .events
+        .iter()
+        .find(|e| e.reason == "RolloutNotCompleted")
+        .map(|e| e.message.clone())
+        .unwrap_or_default();
+    assert!(
+        first_not_completed.starts_with("Rollout not completed, started update to revision 0 ("),
+        "{first_not_completed}"
     );
 }

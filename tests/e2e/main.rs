@@ -56,6 +56,10 @@ async fn main() {
             Box::pin(scenarios::indefinite_pause_then_promote(c)),
         ),
         ("abort_then_retry", Box::pin(scenarios::abort_then_retry(c))),
+        (
+            "events_abort_retry_promote",
+            Box::pin(scenarios::events_abort_retry_promote(c)),
+        ),
         ("promote_full", Box::pin(scenarios::promote_full(c))),
         (
             "revision_history_limit",

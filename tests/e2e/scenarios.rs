@@ -628,3 +628,125 @@ pub async fn not_implemented_is_reported(c: &Cluster) -> Result<()> {
         .await?;
     f.cleanup().await
 }
+
+/// Argo's `TestRolloutAbortRetryPromote`, count for count: the same manifest and operations,
+/// and the exact sequence of event reasons recorded against the Rollout, collected by a watch
+/// started before the Rollout exists (a repeated event is a series update, seen as MODIFIED,
+/// and counts again — as Argo's fixture counts every watch event).
+pub async fn events_abort_retry_promote(c: &Cluster) -> Result<()> {
+    use std::sync::{Arc, Mutex};
+
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::events::v1::Event;
+    use kube::Api;
+    use kube::api::{WatchEvent, WatchParams};
+
+    let mut f = Fixture::new(c, "events-arp").await?;
+    let events: Api<Event> = Api::namespaced(f.client.clone(), &f.ns);
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut stream = events.watch(&WatchParams::default(), "0").await?.boxed();
+    let sink = seen.clone();
+    let watcher = tokio::spawn(async move {
+        while let Ok(Some(ev)) = stream.try_next().await {
+            let e = match ev {
+                WatchEvent::Added(e) | WatchEvent::Modified(e) => e,
+                _ => continue,
+            };
+            let regarding = e.regarding.as_ref();
+            if regarding.and_then(|r| r.kind.as_deref()) == Some("Rollout")
+                && regarding.and_then(|r| r.name.as_deref()) == Some("abort-retry-promote")
+                && let (Ok(mut s), Some(reason)) = (sink.lock(), e.reason)
+            {
+                s.push(reason);
+            }
+        }
+    });
+    f.given_rollout(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: abort-retry-promote
+spec:
+  strategy:
+    canary:
+      steps:
+      - setWeight: 50
+      - pause: {duration: 3s}
+  selector:
+    matchLabels:
+      app: abort-retry-promote
+  template:
+    metadata:
+      labels:
+        app: abort-retry-promote
+    spec:
+      containers:
+      - name: abort-retry-promote
+        image: nginx:1.19-alpine
+        resources:
+          requests:
+            memory: 16Mi
+            cpu: 1m
+"#,
+    )
+    .await?;
+    f.then("healthy", T, |v| v.healthy()).await?;
+    f.when_image("nginx:1.20-alpine").await?;
+    let revision_pods = |v: &View| v.sizes();
+    let v = f.then("paused", T, |v| v.phase() == "Paused").await?;
+    ensure!(
+        revision_pods(&v) == (1, 1),
+        "pods per revision {:?}",
+        v.sizes()
+    );
+    f.when_status_patch(json!({"status": {"abort": true}}))
+        .await?;
+    f.then("degraded", T, |v| v.phase() == "Degraded").await?;
+    f.when_status_patch(json!({"status": {"abort": false}}))
+        .await?;
+    let v = f.then("paused again", T, |v| v.phase() == "Paused").await?;
+    ensure!(
+        revision_pods(&v) == (1, 1),
+        "pods per revision {:?}",
+        v.sizes()
+    );
+    let v = f
+        .then("healthy after the 3s pause", T, |v| v.healthy())
+        .await?;
+    ensure!(v.sizes() == (0, 1), "pods per revision {:?}", v.sizes());
+    let want = [
+        "RolloutAddedToInformer",
+        "RolloutNotCompleted",
+        "RolloutUpdated",
+        "NewReplicaSetCreated",
+        "ScalingReplicaSet",
+        "RolloutCompleted",
+        "RolloutNotCompleted",
+        "RolloutUpdated",
+        "NewReplicaSetCreated",
+        "ScalingReplicaSet",
+        "RolloutStepCompleted",
+        "RolloutPaused",
+        "ScalingReplicaSet",
+        "RolloutAborted",
+        "ScalingReplicaSet",
+        "RolloutStepCompleted",
+        "RolloutPaused",
+        "RolloutStepCompleted",
+        "RolloutResumed",
+        "ScalingReplicaSet",
+        "RolloutCompleted",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let got = loop {
+        let got = seen.lock().map(|s| s.clone()).unwrap_or_default();
+        if got == want || Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    watcher.abort();
+    ensure!(got == want, "event reasons:\n got {got:?}\nwant {want:?}");
+    f.cleanup().await
+}

@@ -65,7 +65,6 @@ impl<'a> Canary<'a> {
     }
 
     fn run(mut self) -> Plan {
-        sync_revision(&mut self.cx);
         // Argo's `ComputeStepHash` marshals the steps field itself: no steps hash as `null`.
         let steps_field = self
             .cx
@@ -89,6 +88,9 @@ impl<'a> Canary<'a> {
             .current_step_hash
             .as_deref()
             .is_none_or(|h| h.is_empty() || h != step_hash);
+        // A new revision (or new steps) first records the change alone; the ReplicaSet is
+        // created by the next reconcile, as Argo does (`PodTemplateOrStepsChanged`).
+        sync_revision(&mut self.cx, !(pod_changed || steps_changed));
         let mut st = self.base_status(step_hash);
 
         if pod_changed || steps_changed {

@@ -122,6 +122,12 @@ impl Canary<'_> {
     /// `shouldFullPromote`: a reason to mark the new ReplicaSet stable, if any.
     fn should_full_promote(&self) -> Option<String> {
         let cx = &self.cx;
+        if cx.rs.creating {
+            // Argo scales a ReplicaSet it creates in the same reconcile and records
+            // `ScalingReplicaSet` before `RolloutCompleted`; ours is scaled next reconcile, so
+            // the initial deploy completes then too, keeping Argo's event order.
+            return None;
+        }
         if cx.rs.stable_rs.is_none() {
             return Some("Initial deploy".into());
         }
