@@ -209,6 +209,9 @@ pub async fn run(
         return;
     };
     let ar_index = run_owners.clone();
+    // The shared reflector hands subscribers applied objects only: a deleted run would never wake
+    // its Rollout (which must then measure again), so deletions reach it through this channel.
+    let (run_deleted_tx, run_deleted_rx) = futures::channel::mpsc::unbounded();
     let ar_driver = watcher::watcher(
         api::<AnalysisRun>(&client, &settings.namespace),
         watcher::Config::default(),
@@ -217,6 +220,11 @@ pub async fn run(
         ev.map(|e| {
             let e = slim(mark_synced(&ar_flag, e));
             ar_index.observe(&e);
+            if let Event::Delete(run) = &e
+                && let Some(owner) = rollout_owner(run)
+            {
+                let _ = run_deleted_tx.unbounded_send(owner);
+            }
             e
         })
     })
@@ -318,6 +326,7 @@ pub async fn run(
         .owns_stream(rs_stream)
         .reconcile_all_on(settings.leadership.acquired())
         .owns_shared_stream(ar_for_rollouts)
+        .reconcile_on(run_deleted_rx)
         .watches_stream(at_stream, move |t: AnalysisTemplate| {
             at_map(t.name_any(), t.namespace())
         });
@@ -381,6 +390,18 @@ pub async fn run(
     };
     tokio::join!(rollouts, runs, stopper);
     driver.abort();
+}
+
+/// The Rollout that controls an object, from its controller owner reference.
+fn rollout_owner<K: Resource>(obj: &K) -> Option<ObjectRef<Rollout>> {
+    let owner = obj
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true) && o.kind == "Rollout")?;
+    let ns = obj.meta().namespace.as_deref()?;
+    Some(ObjectRef::new(&owner.name).within(ns))
 }
 
 /// Observe → plan → apply for one Rollout.

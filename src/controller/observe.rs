@@ -13,7 +13,7 @@ use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplat
 use crate::api::rollout::Rollout;
 use crate::rollout::Observed;
 use crate::rollout::classify::wanted_name;
-use crate::rollout::observed::referenced_templates;
+use crate::rollout::observed::{referenced_templates, runs_to_look_up};
 use crate::rollout::restart::restart_due;
 
 /// What `Observed` borrows, owned.
@@ -23,6 +23,7 @@ pub struct Snapshot<'a> {
     orphans: Vec<ReplicaSet>,
     same_name: Option<ReplicaSet>,
     runs: Vec<AnalysisRun>,
+    gone_runs: Vec<String>,
     templates: Vec<AnalysisTemplate>,
     cluster_templates: Vec<ClusterAnalysisTemplate>,
     pods: Option<Vec<Pod>>,
@@ -34,6 +35,7 @@ impl Snapshot<'_> {
             rollout: self.rollout,
             replica_sets: &self.replica_sets,
             analysis_runs: &self.runs,
+            gone_runs: &self.gone_runs,
             templates: &self.templates,
             cluster_templates: &self.cluster_templates,
             pods: self.pods.as_deref(),
@@ -59,6 +61,14 @@ pub async fn observe<'a>(
         .get(&ObjectRef::new(&wanted_name(ro)).within(ns))
         .map(|rs| (*rs).clone());
     let runs = ctx.run_owners.owned_by(&ctx.runs, ns, &uid);
+    // A run the status names but the cache lacks is read live (rare: just created, or deleted).
+    let mut gone_runs = Vec::new();
+    for name in runs_to_look_up(ro, &runs) {
+        let api: kube::Api<AnalysisRun> = kube::Api::namespaced(ctx.client.clone(), ns);
+        if api.get_opt(&name).await?.is_none() {
+            gone_runs.push(name);
+        }
+    }
     let (names, cluster_names) = referenced_templates(ro);
     let templates = names
         .iter()
@@ -85,6 +95,7 @@ pub async fn observe<'a>(
         orphans,
         same_name,
         runs,
+        gone_runs,
         templates,
         cluster_templates,
         pods,

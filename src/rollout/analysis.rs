@@ -38,6 +38,8 @@ pub struct AnalysisOutcome {
 pub struct AnalysisInputs<'a> {
     pub ro: &'a Rollout,
     pub runs: &'a [AnalysisRun],
+    /// Runs the status names that a live read found deleted (Argo's `getAnalysisRunsForRollout`).
+    pub gone: &'a [String],
     pub templates: &'a [AnalysisTemplate],
     pub cluster_templates: &'a [ClusterAnalysisTemplate],
     pub replica_sets: &'a [&'a ReplicaSet],
@@ -120,9 +122,13 @@ struct Ctx<'a, 'b> {
 
 impl<'a, 'b> Ctx<'a, 'b> {
     /// A run named in status but not (yet) in the cache is treated as existing and pending, so a
-    /// stale cache never makes us create a duplicate.
+    /// stale cache never makes us create a duplicate — unless a live read found it deleted: then
+    /// it is gone and a new run measures again.
     fn current(&self, st: Option<&RolloutAnalysisRunStatus>) -> Option<AnalysisRun> {
         let name = st?.name.clone();
+        if self.i.gone.contains(&name) {
+            return None;
+        }
         if let Some(r) = self
             .i
             .runs

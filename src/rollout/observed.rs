@@ -20,6 +20,9 @@ pub struct Observed<'a> {
     pub replica_sets: &'a [ReplicaSet],
     /// AnalysisRuns whose controller owner reference is this Rollout.
     pub analysis_runs: &'a [AnalysisRun],
+    /// Runs the status names that are missing from the cache and that a live read found deleted
+    /// (`runs_to_look_up` says which to read).
+    pub gone_runs: &'a [String],
     /// The AnalysisTemplates the Rollout references (those that exist).
     pub templates: &'a [AnalysisTemplate],
     /// The ClusterAnalysisTemplates the Rollout references (those that exist).
@@ -40,6 +43,7 @@ impl<'a> Observed<'a> {
             rollout,
             replica_sets,
             analysis_runs: &[],
+            gone_runs: &[],
             templates: &[],
             cluster_templates: &[],
             pods: None,
@@ -47,6 +51,22 @@ impl<'a> Observed<'a> {
             same_name: None,
         }
     }
+}
+
+/// The runs the Rollout's status names that are missing from `cached`: the observe step reads
+/// each live to tell a run the cache has not caught up with from one that was deleted.
+pub fn runs_to_look_up(ro: &Rollout, cached: &[AnalysisRun]) -> Vec<String> {
+    let canary = ro.status.as_ref().and_then(|s| s.canary.as_ref());
+    [
+        canary.and_then(|c| c.current_step_analysis_run_status.as_ref()),
+        canary.and_then(|c| c.current_background_analysis_run_status.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|r| r.name.clone())
+    .filter(|n| !n.is_empty())
+    .filter(|n| !cached.iter().any(|r| r.metadata.name.as_ref() == Some(n)))
+    .collect()
 }
 
 /// The analysis templates a Rollout references: (namespaced names, cluster-scoped names).

@@ -38,6 +38,8 @@ pub struct Sim {
     pub writes: usize,
     pub runs: Vec<AnalysisRun>,
     pub templates: Vec<AnalysisTemplate>,
+    /// Runs a live read would find deleted.
+    pub gone_runs: Vec<String>,
     serial: i64,
 }
 
@@ -61,6 +63,7 @@ impl Sim {
             writes: 0,
             runs: Vec::new(),
             templates: Vec::new(),
+            gone_runs: Vec::new(),
             serial: 0,
         }
     }
@@ -83,6 +86,7 @@ impl Sim {
             rollout: &self.ro,
             replica_sets: &self.rss,
             analysis_runs: &self.runs,
+            gone_runs: &self.gone_runs,
             templates: &self.templates,
             cluster_templates: &[],
             pods: None,

@@ -1185,3 +1185,38 @@ fn a_new_run_is_recorded_as_pending_never_with_an_empty_phase() {
         "an empty phase is refused by the API server"
     );
 }
+
+/// Argo's `getAnalysisRunsForRollout`: a run the status names that is missing from the cache is
+/// read live; one that was really deleted is measured again (both step and background), while
+/// one merely not cached yet is still waited for.
+#[test]
+fn a_deleted_analysis_run_is_measured_again() {
+    let mut sim = analysis_sim();
+    let step = step_run_name(&sim);
+    let bg = format!(
+        "app-{}-2",
+        sim.status().current_pod_hash.unwrap_or_default()
+    );
+    sim.set_run_phase(&step, ANALYSIS_PHASE_RUNNING, "");
+    sim.settle(20);
+    // Missing from the cache, not confirmed gone: nothing new is created.
+    let kept: Vec<_> = sim.runs.drain(..).collect();
+    let p = sim.reconcile();
+    assert!(p.create_runs.is_empty(), "{:?}", p.create_runs);
+    // Confirmed deleted by a live read: both runs are created again.
+    sim.gone_runs = vec![step.clone(), bg.clone()];
+    let p = sim.reconcile();
+    let created: Vec<String> = p
+        .create_runs
+        .iter()
+        .filter_map(|r| r.metadata.name.clone())
+        .collect();
+    assert!(created.contains(&step), "{created:?}");
+    assert!(created.contains(&bg), "{created:?}");
+    assert_eq!(
+        sim.status().current_step_index,
+        Some(1),
+        "the step still waits"
+    );
+    drop(kept);
+}

@@ -456,3 +456,67 @@ spec:
     }
     f.cleanup().await
 }
+
+/// A step AnalysisRun deleted while it measures is created again (Argo's live look-up of a run
+/// the status names), and the step still waits for it: the Job measures for 6 s, so the
+/// deletion lands mid-run; the new run then completes and the rollout is promoted.
+pub async fn deleted_run_is_measured_again(c: &Cluster) -> Result<()> {
+    let name = "ar-deleted";
+    let mut f = Fixture::new(c, name).await?;
+    let template = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: slow-job}
+spec:
+  args: [{name: scenario}]
+  metrics:
+  - name: smoke
+    provider:
+      job:
+        spec:
+          backoffLimit: 0
+          template:
+            spec:
+              restartPolicy: Never
+              containers: [{name: smoke, image: "busybox:slow6000", command: [sh, -c, "true"]}]
+"#;
+    apply_template(&f, template).await?;
+    deployed_then_updated(&mut f, name, "slow-job").await?;
+    let v = f
+        .then("step analysis running", T, |v| {
+            v.step() == Some(1)
+                && v.ro
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.canary.as_ref())
+                    .is_some_and(|c| c.current_step_analysis_run_status.is_some())
+        })
+        .await?;
+    let first = step_run(&f, &v).await?;
+    let run_name = first.metadata.name.clone().unwrap_or_default();
+    let api: Api<AnalysisRun> = Api::namespaced(f.client.clone(), &f.ns);
+    api.delete(&run_name, &Default::default()).await?;
+    let old_uid = first.metadata.uid.clone();
+    let mut again = None;
+    for _ in 0..200 {
+        if let Some(r) = api.get_opt(&run_name).await?
+            && r.metadata.uid != old_uid
+        {
+            again = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(
+        again.is_some(),
+        "the deleted run {run_name} was not created again"
+    );
+    let v = f.view().await?;
+    ensure!(
+        v.step() == Some(1) && !v.healthy(),
+        "the step did not wait for the new run"
+    );
+    f.then("promoted after the new run", T, |v| v.healthy())
+        .await?;
+    f.cleanup().await
+}

@@ -129,6 +129,10 @@ async fn main() {
             Box::pin(analysis::web_provider(c, s)),
         ),
         (
+            "analysis_deleted_run_is_measured_again",
+            Box::pin(analysis::deleted_run_is_measured_again(c)),
+        ),
+        (
             "analysis_job_success",
             Box::pin(analysis::job_provider(c, true)),
         ),

@@ -24,6 +24,7 @@ impl Canary<'_> {
         let out = reconcile_analysis(&AnalysisInputs {
             ro: self.cx.ro,
             runs: obs.analysis_runs,
+            gone: obs.gone_runs,
             templates: obs.templates,
             cluster_templates: obs.cluster_templates,
             replica_sets: &self.cx.rs.all,
