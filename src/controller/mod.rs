@@ -200,6 +200,9 @@ pub async fn run(
     .reflect(ro_writer)
     .touched_objects();
 
+    // Argo's `--instance-id` filters Rollouts, AnalysisRuns and (cluster) AnalysisTemplates alike,
+    // so that two controllers (Sluice and Argo during a migration) never act on the same runs.
+    let instance = instance_selector(&settings.instance_id);
     // AnalysisRuns feed two controllers (the Rollout's, to react to phases, and their own).
     let run_owners = OwnerIndex::default();
     let (ar_reader, ar_writer) = reflector::store_shared(1024);
@@ -214,7 +217,7 @@ pub async fn run(
     let (run_deleted_tx, run_deleted_rx) = futures::channel::mpsc::unbounded();
     let ar_driver = watcher::watcher(
         api::<AnalysisRun>(&client, &settings.namespace),
-        watcher::Config::default(),
+        watcher::Config::default().labels(&instance),
     )
     .map(move |ev| {
         ev.map(|e| {
@@ -236,7 +239,7 @@ pub async fn run(
     let (at_reader, at_writer) = reflector::store();
     let at_stream = watcher::watcher(
         api::<AnalysisTemplate>(&client, &settings.namespace),
-        watcher::Config::default(),
+        watcher::Config::default().labels(&instance),
     )
     .map(|ev| ev.map(slim))
     .default_backoff()
@@ -246,7 +249,7 @@ pub async fn run(
         let (r, w) = reflector::store();
         let s = watcher::watcher(
             Api::<ClusterAnalysisTemplate>::all(client.clone()),
-            watcher::Config::default(),
+            watcher::Config::default().labels(&instance),
         )
         .map(|ev| ev.map(slim))
         .default_backoff()

@@ -520,3 +520,47 @@ spec:
         .await?;
     f.cleanup().await
 }
+
+/// `--instance-id` filters AnalysisRuns as it filters Rollouts (Argo's instance-id selector on
+/// every argoproj informer): a run labelled for another controller instance (Argo running beside
+/// Sluice during a migration) is never measured, while an unlabelled one is.
+pub async fn instance_id_filters_analysis_runs(c: &Cluster) -> Result<()> {
+    let f = Fixture::new(c, "ar-instance").await?;
+    let api: Api<AnalysisRun> = Api::namespaced(f.client.clone(), &f.ns);
+    let run = |name: &str, instance: Option<&str>| -> Result<AnalysisRun> {
+        let labels = instance
+            .map(|i| format!("labels: {{argo-rollouts.argoproj.io/controller-instance-id: {i}}}"))
+            .unwrap_or_default();
+        let yaml = format!(
+            r#"
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisRun
+metadata: {{name: {name}, {labels}}}
+spec:
+  metrics:
+  - name: smoke
+    provider:
+      job:
+        spec:
+          backoffLimit: 0
+          template:
+            spec:
+              restartPolicy: Never
+              containers: [{{name: smoke, image: "busybox:1", command: [sh, -c, "true"]}}]
+"#
+        );
+        serde_saphyr::from_str(&yaml).map_err(|e| anyhow!("run: {e}"))
+    };
+    api.create(&Default::default(), &run("ours", None)?).await?;
+    api.create(&Default::default(), &run("argos", Some("argo"))?)
+        .await?;
+    until_run_phase(&f, "ours", "Successful").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let other = api.get("argos").await?;
+    ensure!(
+        other.status.is_none(),
+        "a run of another controller instance was touched: {:?}",
+        other.status
+    );
+    f.cleanup().await
+}

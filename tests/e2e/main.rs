@@ -133,6 +133,10 @@ async fn main() {
             Box::pin(analysis::deleted_run_is_measured_again(c)),
         ),
         (
+            "analysis_instance_id_filters_runs",
+            Box::pin(analysis::instance_id_filters_analysis_runs(c)),
+        ),
+        (
             "analysis_job_success",
             Box::pin(analysis::job_provider(c, true)),
         ),
