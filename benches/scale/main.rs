@@ -29,6 +29,7 @@ mod probe;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::path::Path;
 use std::process::Command;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -441,7 +442,8 @@ async fn run(cfg: &Settings) -> Result<Report> {
         cluster.namespace(&format!("bench-{ns}")).await?;
     }
     let kubelet = if cfg.replicas > 0 {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fake-kubelet"));
+        let bin = sluice_testkit::fake_kubelet(Path::new(env!("CARGO_BIN_EXE_sluice-controller")))?;
+        let mut cmd = Command::new(bin);
         cmd.env("KUBECONFIG", &cluster.kubeconfig)
             .env("FAKE_KUBELET_READY_DELAY", "100")
             .env("RUST_LOG", "warn");

@@ -94,8 +94,9 @@ impl Cluster {
     }
 
     fn start_kubelet(&mut self) -> Result<()> {
+        let bin = sluice_testkit::fake_kubelet(Path::new(env!("CARGO_BIN_EXE_sluice-controller")))?;
         let log = std::fs::File::create(log_dir().join("fake-kubelet.log"))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_fake-kubelet"))
+        let child = Command::new(bin)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("FAKE_KUBELET_READY_DELAY", "200")
             .stdout(Stdio::from(log.try_clone()?))
