@@ -1,11 +1,58 @@
-//! The fake kubelet's binary.
+//! Child processes of a run (fake kubelet, controllers), and the fake kubelet's binary.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
 use crate::repo_root;
+
+/// A child process with its output in `log`; killed (SIGKILL) and reaped when dropped.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Start `cmd` with stdin closed and stdout and stderr written to `log` (truncated).
+    pub fn spawn(name: impl Into<String>, mut cmd: Command, log: PathBuf) -> Result<Proc> {
+        let name = name.into();
+        let file =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Proc { name, child, log })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Fail if the process has exited.
+    pub fn check_alive(&mut self) -> Result<()> {
+        match self.child.try_wait()? {
+            None => Ok(()),
+            Some(status) => bail!(
+                "{} exited ({}); see {}",
+                self.name,
+                status,
+                self.log.display()
+            ),
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// The fake kubelet's binary, up to date: built by cargo into the directory of `next_to`, a
 /// binary cargo built for the caller's own package (pass `env!("CARGO_BIN_EXE_sluice-controller")`),
