@@ -29,7 +29,8 @@ fi
 
 say "installing prerequisites (e2e/setup.sh) and building the binaries"
 bash e2e/setup.sh
-cargo build --bins
+# --workspace: the fake kubelet is a binary of the test kit (testkit/), not of sluice.
+cargo build --workspace --bins
 mkdir -p "$LOGS"
 
 PIDS=()

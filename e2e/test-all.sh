@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash e2e/setup.sh
 # Benches are measurements, not tests: `cargo bench --bench scale` (see README).
-cargo test --lib --bins --tests "$@"
+# --workspace: the sluice package and the test kit beside it (fake kubelet, harness).
+cargo test --workspace --lib --bins --tests "$@"

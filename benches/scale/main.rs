@@ -29,6 +29,7 @@ mod probe;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::path::Path;
 use std::process::Command;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,8 +45,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sluice::api::rollout::Rollout;
+use sluice_testkit::Proc;
 
-use cluster::{Cluster, Proc};
+use cluster::Cluster;
 use probe::{Histogram, ProcStat, Writes};
 
 const BENCH_LABEL: &str = "sluice-bench";
@@ -435,19 +437,28 @@ async fn run(cfg: &Settings) -> Result<Report> {
         ..Report::default()
     };
     let tck = probe::clk_tck();
+    // Built (or found up to date) before the control plane starts, outside every measurement.
+    let kubelet_bin = if cfg.replicas > 0 {
+        Some(sluice_testkit::fake_kubelet(Path::new(env!(
+            "CARGO_BIN_EXE_sluice-controller"
+        )))?)
+    } else {
+        None
+    };
     let cluster = Cluster::start(cfg.keep).await?;
     let client = cluster.client.clone();
     for ns in 0..cfg.namespaces {
         cluster.namespace(&format!("bench-{ns}")).await?;
     }
-    let kubelet = if cfg.replicas > 0 {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fake-kubelet"));
-        cmd.env("KUBECONFIG", &cluster.kubeconfig)
-            .env("FAKE_KUBELET_READY_DELAY", "100")
-            .env("RUST_LOG", "warn");
-        Some(Proc::spawn("fake-kubelet", cmd)?)
-    } else {
-        None
+    let kubelet = match kubelet_bin {
+        Some(bin) => {
+            let mut cmd = Command::new(bin);
+            cmd.env("KUBECONFIG", &cluster.kubeconfig)
+                .env("FAKE_KUBELET_READY_DELAY", "100")
+                .env("RUST_LOG", "warn");
+            Some(cluster::spawn("fake-kubelet", cmd)?)
+        }
+        None => None,
     };
 
     // Baseline: the controller's memory with the CRDs installed and no Rollout at all.
@@ -773,7 +784,7 @@ fn spawn_controller(
     cluster: &Cluster,
     name: &'static str,
 ) -> Result<(Proc, u16, u16)> {
-    let (mp, hp) = cluster::free_ports()?;
+    let (mp, hp) = sluice_testkit::free_ports()?;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice-controller"));
     // The controller reads SLUICE_* flags from the environment: only the flags below count.
     for (k, _) in std::env::vars_os() {
@@ -790,7 +801,7 @@ fn spawn_controller(
         .args(["--burst", &cfg.burst.to_string()])
         .args(["--rollout-threads", &cfg.threads.to_string()])
         .env("RUST_LOG", &cfg.log);
-    Ok((Proc::spawn(name, cmd)?, hp, mp))
+    Ok((cluster::spawn(name, cmd)?, hp, mp))
 }
 
 fn mib(kib: u64) -> String {

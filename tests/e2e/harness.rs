@@ -1,9 +1,7 @@
-//! The end-to-end fixture: a genuine control plane (e2e/k8s-local.sh), our CRDs, the fake
-//! kubelet, and one `sluice-controller` process per scenario (namespaced, so scenarios run in
-//! parallel and one can kill its controller without touching the others).
-
-#[path = "../support/crds.rs"]
-mod crds;
+//! The end-to-end fixture: a genuine control plane with our CRDs and the fake kubelet (started by
+//! `sluice-testkit`, as for the scale benchmark), and one `sluice-controller` process per
+//! scenario (namespaced, so scenarios run in parallel and one can kill its controller without
+//! touching the others).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,11 +11,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow, bail};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config, ResourceExt};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use sluice::api::rollout::Rollout;
+use sluice_testkit::{ControlPlane, Options, Proc};
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -31,129 +29,53 @@ pub fn log_dir() -> PathBuf {
     d
 }
 
-/// The control plane for the whole run; stopped on drop.
+/// The control plane for the whole run, with the CRDs and the fake kubelet; stopped on drop
+/// (kept running with `SLUICE_E2E_KEEP=1`).
 pub struct Cluster {
     pub dir: PathBuf,
     pub kubeconfig: PathBuf,
     pub client: Client,
-    kubelet: Option<Child>,
+    // Fields drop in this order: the fake kubelet stops before the control plane does.
+    _kubelet: Proc,
+    _plane: ControlPlane,
 }
 
 impl Cluster {
     pub async fn start() -> Result<Cluster> {
-        let base = std::env::var_os("SLUICE_E2E_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root().join("target/e2e-cluster"));
-        let script = root().join("e2e/k8s-local.sh");
-        // Clusters left by interrupted runs are stopped and removed; this run gets a directory
-        // (and so an etcd) of its own.
-        std::fs::create_dir_all(&base)?;
-        for entry in std::fs::read_dir(&base)?.flatten() {
-            let old = entry.path();
-            if old
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("run-"))
-            {
-                let _ = Command::new("bash")
-                    .arg(&script)
-                    .arg("down")
-                    .arg(&old)
-                    .status();
-                let _ = std::fs::remove_dir_all(&old);
-            }
-        }
-        let dir = base.join(format!("run-{}", std::process::id()));
-        let t = Instant::now();
-        let status = Command::new("bash")
-            .arg(&script)
-            .arg("up")
-            .arg(&dir)
-            .env("K8S_KCM_CONTROLLERS", "*,-nodelifecycle")
-            .status()
-            .context("running e2e/k8s-local.sh up")?;
-        if !status.success() {
-            bail!("control plane did not start: {status}");
-        }
-        eprintln!("control plane up in {:.1}s", t.elapsed().as_secs_f64());
-        let kubeconfig = dir.join("kubeconfig");
-        let client = client_for(&kubeconfig).await?;
-        let mut cluster = Cluster {
-            dir,
-            kubeconfig,
-            client,
-            kubelet: None,
-        };
-        cluster.install_crds().await?;
-        cluster.start_kubelet()?;
-        Ok(cluster)
+        let kubelet =
+            sluice_testkit::fake_kubelet(Path::new(env!("CARGO_BIN_EXE_sluice-controller")))?;
+        let plane = ControlPlane::start(Options {
+            base: std::env::var_os("SLUICE_E2E_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root().join("target/e2e-cluster")),
+            label: "e2e",
+            kcm_controllers: "*,-nodelifecycle",
+            kcm_args: None,
+            keep: std::env::var_os("SLUICE_E2E_KEEP").is_some(),
+        })
+        .await?;
+        plane.install_crds("sluice-e2e").await?;
+        let mut cmd = Command::new(kubelet);
+        cmd.env("KUBECONFIG", &plane.kubeconfig)
+            .env("FAKE_KUBELET_READY_DELAY", "200");
+        let kubelet = Proc::spawn("fake-kubelet", cmd, log_dir().join("fake-kubelet.log"))?;
+        Ok(Cluster {
+            dir: plane.dir().to_path_buf(),
+            kubeconfig: plane.kubeconfig.clone(),
+            client: plane.client.clone(),
+            _kubelet: kubelet,
+            _plane: plane,
+        })
     }
-
-    async fn install_crds(&self) -> Result<()> {
-        crds::install(&self.client, &root().join("crds"), "sluice-e2e").await
-    }
-
-    fn start_kubelet(&mut self) -> Result<()> {
-        let log = std::fs::File::create(log_dir().join("fake-kubelet.log"))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_fake-kubelet"))
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("FAKE_KUBELET_READY_DELAY", "200")
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .context("starting fake-kubelet")?;
-        self.kubelet = Some(child);
-        Ok(())
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if let Some(mut k) = self.kubelet.take() {
-            let _ = k.kill();
-            let _ = k.wait();
-        }
-        if std::env::var_os("SLUICE_E2E_KEEP").is_none() {
-            let _ = Command::new("bash")
-                .arg(root().join("e2e/k8s-local.sh"))
-                .arg("down")
-                .arg(&self.dir)
-                .status();
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-pub async fn client_for(kubeconfig: &Path) -> Result<Client> {
-    let kc = Kubeconfig::read_from(kubeconfig)?;
-    let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
-    Ok(Client::try_from(cfg)?)
 }
 
 /// Poll `check` until it returns true or `timeout` passes.
-pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<()>
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, check: F) -> Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<bool>>,
 {
-    let start = Instant::now();
-    let mut last_err = None;
-    loop {
-        match check().await {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => last_err = Some(e),
-        }
-        if start.elapsed() > timeout {
-            bail!(
-                "timed out after {timeout:?} waiting for {what}{}",
-                last_err
-                    .map(|e| format!(" (last error: {e})"))
-                    .unwrap_or_default()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
+    sluice_testkit::wait_for(what, timeout, Duration::from_millis(150), check).await
 }
 
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
@@ -278,13 +200,7 @@ impl Fixture {
     /// The namespace without a controller (for scenarios that start their own).
     pub async fn bare(cluster: &Cluster, name: &str) -> Result<Fixture> {
         let ns = format!("e2e-{name}");
-        let nss: Api<Namespace> = Api::all(cluster.client.clone());
-        let body: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}}))?;
-        match nss.create(&PostParams::default(), &body).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
+        sluice_testkit::ensure_namespace(&cluster.client, &ns).await?;
         let base = free_port_pair();
         Ok(Fixture {
             name: name.into(),

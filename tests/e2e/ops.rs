@@ -21,25 +21,17 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{Cluster, Fixture, View, root, wait_for};
+use crate::harness::{Cluster, Fixture, View, log_dir, root, wait_for};
+use sluice_testkit::free_ports;
 
 const T: Duration = Duration::from_secs(60);
-
-/// Two distinct ports nothing listens on now (other test runs may share this machine).
-fn free_ports() -> Result<(u16, u16)> {
-    let a = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let b = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
-}
 
 fn seed() -> String {
     std::fs::read_to_string(root().join("e2e/manifests/seed-rollout.yaml")).unwrap_or_default()
 }
 
 fn log_path(name: &str) -> PathBuf {
-    let d = root().join("target/e2e-logs");
-    let _ = std::fs::create_dir_all(&d);
-    d.join(format!("{name}.log"))
+    log_dir().join(format!("{name}.log"))
 }
 
 /// One controller process of ours.

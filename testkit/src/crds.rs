@@ -1,5 +1,5 @@
 //! Install the project's generated CRDs (`crds/*.yaml`) with server-side apply and wait until
-//! each is Established. Shared by the end-to-end suite and the scale benchmark.
+//! each is Established.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
