@@ -18,6 +18,8 @@ pub enum ArgError {
     Malformed(String),
     #[error("{0}")]
     FieldPath(String),
+    #[error("args.{0} was not resolved")]
+    NotResolved(String),
 }
 
 /// Replace every `{{ tag }}` in `template` with `lookup(tag)`; an unknown tag is an error.
@@ -75,22 +77,27 @@ pub fn resolve_metric(metric: &Metric, args: &[Argument]) -> Result<Metric, ArgE
     serde_json::from_str(&resolved).map_err(|e| ArgError::Malformed(e.to_string()))
 }
 
-/// Merge the Rollout's arguments into a template's: a Rollout value fills or overrides a
-/// template argument; template defaults stay where the Rollout gives nothing.
-pub fn merge_args(incoming: &[Argument], template: &[Argument]) -> Vec<Argument> {
+/// Argo's `MergeArgs`: a Rollout value fills or overrides a template argument, template
+/// defaults stay where the Rollout gives nothing, and a Rollout argument no template declares is
+/// dropped. Every argument must then have a value (`ResolveArgs`).
+pub fn merge_args(incoming: &[Argument], template: &[Argument]) -> Result<Vec<Argument>, ArgError> {
     let mut out: Vec<Argument> = template.to_vec();
     for a in incoming {
-        match out.iter_mut().find(|t| t.name == a.name) {
-            Some(t) => {
-                if a.value.is_some() || a.value_from.is_some() {
-                    t.value = a.value.clone();
-                    t.value_from = a.value_from.clone();
-                }
+        if let Some(t) = out.iter_mut().find(|t| t.name == a.name) {
+            if a.value.is_some() {
+                t.value = a.value.clone();
+            } else if a.value_from.is_some() {
+                t.value_from = a.value_from.clone();
             }
-            None => out.push(a.clone()),
         }
     }
-    out
+    if let Some(a) = out
+        .iter()
+        .find(|a| a.value.is_none() && a.value_from.is_none())
+    {
+        return Err(ArgError::NotResolved(a.name.clone()));
+    }
+    Ok(out)
 }
 
 /// The value of a Rollout field path such as `metadata.labels['env']`, `metadata.name` or
@@ -156,6 +163,29 @@ pub fn rollout_args(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn arg(name: &str, value: Option<&str>) -> Argument {
+        serde_json::from_value(serde_json::json!({"name": name, "value": value}))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn merge_args_is_argos() {
+        let template = [arg("a", None), arg("b", Some("default"))];
+        // A Rollout argument no template declares is dropped; values fill or override.
+        let merged = merge_args(&[arg("a", Some("1")), arg("extra", Some("x"))], &template)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let got: Vec<(&str, Option<&str>)> = merged
+            .iter()
+            .map(|a| (a.name.as_str(), a.value.as_deref()))
+            .collect();
+        assert_eq!(got, [("a", Some("1")), ("b", Some("default"))]);
+        // An argument left without a value is Argo's ResolveArgs error.
+        assert_eq!(
+            merge_args(&[], &template).map_err(|e| e.to_string()),
+            Err("args.a was not resolved".to_string())
+        );
+    }
 
     #[test]
     fn substitution_trims_tags_and_reports_unknowns() {

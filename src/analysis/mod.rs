@@ -19,3 +19,4 @@ pub mod expr;
 pub mod plan;
 pub mod providers;
 pub mod run;
+pub mod templates;

@@ -9,6 +9,7 @@ use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
 use super::{Context, Error, apply};
+use crate::analysis::templates::nested_refs;
 use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use crate::api::rollout::Rollout;
 use crate::rollout::Observed;
@@ -45,6 +46,53 @@ impl Snapshot<'_> {
     }
 }
 
+/// The templates the Rollout names and, through `spec.templates`, every template those nest,
+/// from the caches. A missing one is simply absent: the planner reports it.
+fn templates_of(
+    ctx: &Context,
+    ro: &Rollout,
+    ns: &str,
+) -> (Vec<AnalysisTemplate>, Vec<ClusterAnalysisTemplate>) {
+    let (names, cluster_names) = referenced_templates(ro);
+    let mut todo: Vec<(String, bool)> = names
+        .into_iter()
+        .map(|n| (n, false))
+        .chain(cluster_names.into_iter().map(|n| (n, true)))
+        .collect();
+    let (mut templates, mut cluster_templates): (
+        Vec<AnalysisTemplate>,
+        Vec<ClusterAnalysisTemplate>,
+    ) = (Vec::new(), Vec::new());
+    let mut seen: Vec<(String, bool)> = Vec::new();
+    while let Some((name, cluster)) = todo.pop() {
+        if seen.contains(&(name.clone(), cluster)) {
+            continue;
+        }
+        seen.push((name.clone(), cluster));
+        let nested = if cluster {
+            let Some(t) = ctx
+                .cluster_templates
+                .as_ref()
+                .and_then(|s| s.get(&ObjectRef::new(&name)))
+            else {
+                continue;
+            };
+            let nested = nested_refs(&t.spec.0);
+            cluster_templates.push((*t).clone());
+            nested
+        } else {
+            let Some(t) = ctx.templates.get(&ObjectRef::new(&name).within(ns)) else {
+                continue;
+            };
+            let nested = nested_refs(&t.spec);
+            templates.push((*t).clone());
+            nested
+        };
+        todo.extend(nested);
+    }
+    (templates, cluster_templates)
+}
+
 /// Read the snapshot of `ro` in namespace `ns` at `now`.
 pub async fn observe<'a>(
     ctx: &Context,
@@ -69,20 +117,7 @@ pub async fn observe<'a>(
             gone_runs.push(name);
         }
     }
-    let (names, cluster_names) = referenced_templates(ro);
-    let templates = names
-        .iter()
-        .filter_map(|n| ctx.templates.get(&ObjectRef::new(n).within(ns)))
-        .map(|t| (*t).clone())
-        .collect();
-    let cluster_templates = match &ctx.cluster_templates {
-        Some(store) => cluster_names
-            .iter()
-            .filter_map(|n| store.get(&ObjectRef::new(n)))
-            .map(|t| (*t).clone())
-            .collect(),
-        None => Vec::new(),
-    };
+    let (templates, cluster_templates) = templates_of(ctx, ro, ns);
     // Pods are read only while a restart is due: one label-selected list, never a cache.
     let pods = if restart_due(ro, now) {
         Some(apply::rollout_pods(&ctx.client, ns, ro, &replica_sets).await?)

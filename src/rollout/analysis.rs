@@ -9,8 +9,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 
 use crate::analysis::args::{merge_args, rollout_args};
 use crate::analysis::run::is_completed;
+use crate::analysis::templates::{flatten, unique_rules};
 use crate::api::analysis::{
-    AnalysisRun, AnalysisRunSpec, AnalysisTemplate, AnalysisTemplateSpec, ClusterAnalysisTemplate,
+    AnalysisRun, AnalysisRunSpec, AnalysisTemplate, ClusterAnalysisTemplate,
 };
 use crate::api::consts::*;
 use crate::api::rollout::{Rollout, RolloutAnalysis, RolloutAnalysisRunStatus, RolloutStatus};
@@ -246,65 +247,29 @@ impl<'a, 'b> Ctx<'a, 'b> {
             parts.push(x);
         }
         let name = self.unique_name(&parts.join("-"));
-        let mut specs: Vec<(String, &AnalysisTemplateSpec)> = Vec::new();
-        for t in analysis.templates.iter().flatten() {
-            let tname = t.template_name.clone().unwrap_or_default();
-            let found = if t.cluster_scope.unwrap_or(false) {
-                self.i
-                    .cluster_templates
-                    .iter()
-                    .find(|c| c.metadata.name.as_deref() == Some(tname.as_str()))
-                    .map(|c| &c.spec.0)
-            } else {
-                self.i
-                    .templates
-                    .iter()
-                    .find(|c| c.metadata.name.as_deref() == Some(tname.as_str()))
-                    .map(|c| &c.spec)
-            };
-            match found {
-                Some(s) => specs.push((tname, s)),
-                None => {
-                    let kind = if t.cluster_scope.unwrap_or(false) {
-                        "ClusterAnalysisTemplate"
-                    } else {
-                        "AnalysisTemplate"
-                    };
-                    self.out.invalid = Some(format!("{kind} '{tname}' not found"));
-                    return None;
-                }
+        let flat = match flatten(
+            analysis.templates.as_deref().unwrap_or(&[]),
+            self.i.templates,
+            self.i.cluster_templates,
+        ) {
+            Ok(f) => f,
+            Err(e) => {
+                self.out.invalid = Some(e);
+                return None;
             }
-        }
-        let mut metrics = Vec::new();
-        let mut template_args = Vec::new();
+        };
+        let metrics = flat.metrics;
+        let template_args = flat.args;
+        // Argo's `NewAnalysisRunFromTemplates`: the Rollout's rules first, then the templates'.
         let mut dry_run = analysis.dry_run.clone().unwrap_or_default();
+        dry_run.extend(flat.dry_run);
         let mut retention = analysis.measurement_retention.clone().unwrap_or_default();
-        for (_, s) in &specs {
-            for m in &s.metrics {
-                if metrics
-                    .iter()
-                    .any(|x: &crate::api::analysis::Metric| x.name == m.name)
-                {
-                    self.out.invalid = Some(format!("two metrics have the same name '{}'", m.name));
-                    return None;
-                }
-                metrics.push(m.clone());
-            }
-            for a in s.args.iter().flatten() {
-                match template_args
-                    .iter_mut()
-                    .find(|x: &&mut crate::api::analysis::Argument| x.name == a.name)
-                {
-                    Some(prev) => {
-                        if prev.value.is_none() {
-                            *prev = a.clone();
-                        }
-                    }
-                    None => template_args.push(a.clone()),
-                }
-            }
-            dry_run.extend(s.dry_run.clone().unwrap_or_default());
-            retention.extend(s.measurement_retention.clone().unwrap_or_default());
+        retention.extend(flat.measurement_retention);
+        let rules = unique_rules(&dry_run, |d| &d.metric_name, "Dry-Run")
+            .and_then(|()| unique_rules(&retention, |m| &m.metric_name, "Measurement Retention"));
+        if let Err(e) = rules {
+            self.out.invalid = Some(e);
+            return None;
         }
         let supplied = match rollout_args(
             analysis.args.as_deref().unwrap_or(&[]),
@@ -318,7 +283,13 @@ impl<'a, 'b> Ctx<'a, 'b> {
                 return None;
             }
         };
-        let args = merge_args(&supplied, &template_args);
+        let args = match merge_args(&supplied, &template_args) {
+            Ok(a) => a,
+            Err(e) => {
+                self.out.invalid = Some(e.to_string());
+                return None;
+            }
+        };
         if let Some(md) = &analysis.analysis_run_metadata {
             labels.extend(md.labels.clone().unwrap_or_default());
         }

@@ -26,6 +26,7 @@ use jiff::Timestamp;
 pub use effects::Plan;
 pub use observed::Observed;
 
+use crate::analysis::templates::not_found;
 use crate::api::consts::REASON_ROLLOUT_ADDED_TO_INFORMER;
 use crate::api::rollout::{Rollout, RolloutStatus};
 use classify::{adoptions, name_taken};
@@ -134,7 +135,7 @@ fn missing_template(obs: &Observed) -> Option<String> {
             .any(|t| t.metadata.name.as_deref() == Some(n))
     };
     if let Some(n) = ns.iter().find(|n| !named(n)) {
-        return Some(format!("AnalysisTemplate.argoproj.io \"{n}\" not found"));
+        return Some(not_found(n, false));
     }
     let named = |n: &str| {
         obs.cluster_templates
@@ -142,9 +143,7 @@ fn missing_template(obs: &Observed) -> Option<String> {
             .any(|t| t.metadata.name.as_deref() == Some(n))
     };
     if let Some(n) = cluster.iter().find(|n| !named(n)) {
-        return Some(format!(
-            "ClusterAnalysisTemplate.argoproj.io \"{n}\" not found"
-        ));
+        return Some(not_found(n, true));
     }
     None
 }

@@ -513,6 +513,8 @@ spec:
       analysis:
         templates: [{templateName: background}]
         startingStep: 1
+        # Argo refuses a run whose template arguments have no value.
+        args: [{name: service, value: app-canary}, {name: hash, valueFrom: {podTemplateHashValue: Latest}}]
       steps:
       - setWeight: 20
       - analysis:
@@ -1219,4 +1221,46 @@ fn a_deleted_analysis_run_is_measured_again() {
         "the step still waits"
     );
     drop(kept);
+}
+
+/// Nested AnalysisTemplates (`spec.templates`) are flattened into the run, and a Rollout
+/// argument no template declares is dropped (Argo's `FlattenTemplates`, `MergeArgs`).
+#[test]
+fn nested_templates_are_flattened_into_the_run() {
+    let yaml = ANALYSIS.replace(
+        "templates: [{templateName: success-rate}]\n          args: [{name: service, value: app-canary},",
+        "templates: [{templateName: top}]\n          args: [{name: extra, value: dropped}, {name: service, value: app-canary},",
+    );
+    assert_ne!(yaml, ANALYSIS);
+    let mut sim = Sim::new(&yaml);
+    let mut top = template("top");
+    top.spec.templates = Some(vec![crate::api::rollout::AnalysisTemplateRef {
+        template_name: Some("success-rate".into()),
+        cluster_scope: None,
+    }]);
+    sim.templates = vec![top, template("success-rate"), template("background")];
+    sim.settle(20);
+    sim.set_image("app:v2");
+    sim.settle(20);
+    let name = step_run_name(&sim);
+    let run = sim
+        .runs
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(name.as_str()))
+        .cloned()
+        .unwrap_or_else(|| panic!("step run {name} in {:?}", sim.run_names()));
+    let metrics: Vec<&str> = run.spec.metrics.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(metrics, ["top-metric", "success-rate-metric"]);
+    let args: Vec<&str> = run
+        .spec
+        .args
+        .iter()
+        .flatten()
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(
+        args,
+        ["service", "hash"],
+        "undeclared Rollout args are dropped"
+    );
 }
