@@ -3,7 +3,9 @@
 
 use k8s_openapi::api::batch::v1::JobSpec;
 use k8s_openapi::api::core::v1::PodSpec;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps,
+};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde_json::Value;
 
@@ -18,6 +20,51 @@ pub(crate) fn without_status_subresource(
     }
     crd
 }
+
+/// Declares the top-level `apiVersion`, `kind` and `metadata` properties of every version's
+/// schema, which kube's `CustomResource` derive leaves out. The API server never prunes them,
+/// but `kubectl explain` and schema-driven tools (editors, validators) only see declared fields.
+/// Declared as in Argo's CRDs: two strings and a bare object (the API server supplies
+/// `ObjectMeta`'s own schema for `metadata`).
+pub(crate) fn with_type_meta(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let string = |description: &str| JSONSchemaProps {
+        description: Some(description.into()),
+        type_: Some("string".into()),
+        ..JSONSchemaProps::default()
+    };
+    for version in &mut crd.spec.versions {
+        let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
+            continue;
+        };
+        let properties = schema.properties.get_or_insert_with(Default::default);
+        properties.insert("apiVersion".into(), string(API_VERSION_DESCRIPTION));
+        properties.insert("kind".into(), string(KIND_DESCRIPTION));
+        properties.insert(
+            "metadata".into(),
+            JSONSchemaProps {
+                type_: Some("object".into()),
+                ..JSONSchemaProps::default()
+            },
+        );
+    }
+    crd
+}
+
+/// Kubernetes' description of `TypeMeta.apiVersion`.
+const API_VERSION_DESCRIPTION: &str = "APIVersion defines the versioned schema of this \
+    representation of an object. Servers should convert recognized schemas to the latest \
+    internal value, and may reject unrecognized values. More info: \
+    https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources";
+
+/// Kubernetes' description of `TypeMeta.kind`.
+const KIND_DESCRIPTION: &str = "Kind is a string value representing the REST resource this \
+    object represents. Servers may infer this from the endpoint the client submits requests \
+    to. Cannot be updated. In CamelCase. More info: \
+    https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds";
 
 // =============================================================================================
 // Schema helpers

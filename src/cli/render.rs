@@ -285,7 +285,7 @@ pub fn replica_set_status(rs: &ReplicaSet) -> &'static str {
     let generation = rs.metadata.generation.unwrap_or(0);
     let status = rs.status.as_ref();
     let observed = status.and_then(|s| s.observed_generation).unwrap_or(0);
-    let desired = rs.spec.as_ref().and_then(|s| s.replicas);
+    let desired = rs.spec.replicas;
     if generation > observed {
         return "Progressing";
     }
@@ -293,7 +293,9 @@ pub fn replica_set_status(rs: &ReplicaSet) -> &'static str {
         .and_then(|s| s.conditions.as_ref())
         .into_iter()
         .flatten()
-        .any(|c| c.type_ == "ReplicaFailure" && c.status == "True");
+        .any(|c| {
+            c.type_.as_deref() == Some("ReplicaFailure") && c.status.as_deref() == Some("True")
+        });
     if failure {
         return "ReplicaFailure";
     }

@@ -231,8 +231,8 @@ fn images(
         let tags = roles(v.rollout, status, rs);
         let containers = rs
             .spec
+            .template
             .as_ref()
-            .and_then(|s| s.template.as_ref())
             .and_then(|t| t.spec.as_ref())
             .map(|s| s.containers.as_slice())
             .unwrap_or_default();

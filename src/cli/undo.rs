@@ -122,7 +122,7 @@ pub async fn run(ctx: &Ctx, args: &UndoArgs, out: &mut Output<'_>) -> Result<(),
     let rs = pick_revision(name, &owned, args.to_revision)?;
     let revision = revision_of(rs.metadata.annotations.as_ref());
     let template = template_without_hash(
-        serde_json::to_value(rs.spec.as_ref().and_then(|s| s.template.as_ref()))
+        serde_json::to_value(rs.spec.template.as_ref())
             .map_err(|e| CliError::Decode(e.to_string()))?,
     );
     let current = template_without_hash(ro.data["spec"]["template"].clone());
@@ -207,9 +207,7 @@ mod tests {
     #[test]
     fn patch_replaces_the_template_without_the_hash_label() {
         let r = rs("a", "1", "v1");
-        let t = template_without_hash(
-            serde_json::to_value(r.spec.and_then(|s| s.template)).unwrap_or_default(),
-        );
+        let t = template_without_hash(serde_json::to_value(r.spec.template).unwrap_or_default());
         assert_eq!(
             undo_patch("/spec/template", t),
             json!([{"op": "replace", "path": "/spec/template", "value": {

@@ -73,8 +73,8 @@ pub fn classify<'a>(
             alive()
                 .filter(|rs| {
                     rs.spec
+                        .template
                         .as_ref()
-                        .and_then(|s| s.template.as_ref())
                         .is_some_and(|t| templates_match(&template, t))
                 })
                 .max_by_key(|rs| rs.revision().unwrap_or(0))

@@ -125,7 +125,7 @@ impl RsExt for ReplicaSet {
             .map(String::as_str)
     }
     fn spec_replicas(&self) -> i32 {
-        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+        self.spec.replicas.unwrap_or(1)
     }
     fn status_replicas(&self) -> i32 {
         self.status.as_ref().map_or(0, |s| s.replicas)

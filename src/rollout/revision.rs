@@ -58,7 +58,7 @@ pub fn sync_revision(cx: &mut Ctx, create: bool) {
         // Argo's `syncReplicaSetRevision` also keeps minReadySeconds in step: it is not part
         // of the pod template, so a change to it makes no new revision.
         let min_ready = cx.ro.spec.min_ready_seconds.unwrap_or(0);
-        let rs_min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds);
+        let rs_min_ready = rs.spec.min_ready_seconds;
         if rs_min_ready.unwrap_or(0) != min_ready {
             cx.plan.update_for(rs.name()).min_ready_seconds = Some(min_ready);
         }
@@ -111,12 +111,12 @@ fn build_replica_set(ro: &Rollout, cls: &Classified, replicas: i32, revision: &s
             owner_references: Some(vec![owner_reference(ro)]),
             ..ObjectMeta::default()
         },
-        spec: Some(ReplicaSetSpec {
+        spec: ReplicaSetSpec {
             replicas: Some(0),
             min_ready_seconds: ro.spec.min_ready_seconds,
             selector,
             template: Some(template),
-        }),
+        },
         status: None,
     }
 }

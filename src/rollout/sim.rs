@@ -128,11 +128,11 @@ impl Sim {
             if let Some(rs) = self.rss.iter_mut().find(|r| r.name() == u.name) {
                 let ann = rs.metadata.annotations.get_or_insert_with(BTreeMap::new);
                 ann.extend(u.annotations.clone());
-                if let (Some(n), Some(spec)) = (u.replicas, rs.spec.as_mut()) {
-                    spec.replicas = Some(n);
+                if let Some(n) = u.replicas {
+                    rs.spec.replicas = Some(n);
                 }
-                if let (Some(m), Some(spec)) = (u.min_ready_seconds, rs.spec.as_mut()) {
-                    spec.min_ready_seconds = Some(m);
+                if let Some(m) = u.min_ready_seconds {
+                    rs.spec.min_ready_seconds = Some(m);
                 }
                 self.writes += 1;
             }
@@ -184,8 +184,8 @@ impl Sim {
             let spec = rs.spec_replicas();
             let never = rs
                 .spec
+                .template
                 .as_ref()
-                .and_then(|s| s.template.as_ref())
                 .and_then(|t| t.spec.as_ref())
                 .is_some_and(|s| {
                     s.containers.iter().any(|c| {

@@ -606,10 +606,12 @@ pub fn replica_failure(
             .into_iter()
             .flatten()
         {
-            if c.type_ == CONDITION_REPLICA_FAILURE && c.status == "True" {
+            if c.type_.as_deref() == Some(CONDITION_REPLICA_FAILURE)
+                && c.status.as_deref() == Some("True")
+            {
                 return Some(RolloutCondition {
-                    type_: c.type_.clone(),
-                    status: c.status.clone(),
+                    type_: CONDITION_REPLICA_FAILURE.into(),
+                    status: "True".into(),
                     reason: c.reason.clone(),
                     message: c.message.clone(),
                     last_update_time: c.last_transition_time.clone(),

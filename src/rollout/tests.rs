@@ -360,7 +360,7 @@ fn argo_created_replicaset_is_adopted_not_recreated() {
     if let Some(l) = rs.metadata.labels.as_mut() {
         l.insert(LABEL_POD_TEMPLATE_HASH.into(), argo_hash.clone());
     }
-    if let Some(t) = rs.spec.as_mut().and_then(|s| s.template.as_mut()) {
+    if let Some(t) = rs.spec.template.as_mut() {
         if let Some(l) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
             l.insert(LABEL_POD_TEMPLATE_HASH.into(), argo_hash.clone());
         }
@@ -1169,7 +1169,7 @@ fn min_ready_seconds_change_updates_the_current_replicaset() {
     );
     sim.settle(10);
     assert_eq!(sim.rss.len(), 1);
-    let spec = sim.rss[0].spec.clone().unwrap_or_default();
+    let spec = sim.rss[0].spec.clone();
     assert_eq!(spec.min_ready_seconds, Some(5));
     assert!(sim.reconcile().is_noop());
 }

@@ -147,7 +147,7 @@ impl View {
         self.rss
             .iter()
             .find(|rs| rs.labels().get("rollouts-pod-template-hash") == hash.as_ref())
-            .and_then(|rs| rs.spec.as_ref().and_then(|s| s.replicas))
+            .and_then(|rs| rs.spec.replicas)
             .unwrap_or(0)
     }
     /// (canary spec replicas, stable spec replicas); canary is 0 once it is the stable one.
@@ -160,10 +160,7 @@ impl View {
         }
     }
     pub fn total(&self) -> i32 {
-        self.rss
-            .iter()
-            .filter_map(|rs| rs.spec.as_ref().and_then(|s| s.replicas))
-            .sum()
+        self.rss.iter().filter_map(|rs| rs.spec.replicas).sum()
     }
     pub fn condition_message(&self, type_: &str) -> Option<String> {
         self.ro

@@ -55,7 +55,7 @@ pub async fn seed_walk(c: &Cluster) -> Result<()> {
             == old_hash.as_ref()
     });
     ensure!(
-        old.and_then(|rs| rs.spec.as_ref()).and_then(|s| s.replicas) == Some(0),
+        old.and_then(|rs| rs.spec.replicas) == Some(0),
         "old ReplicaSet scaled to 0"
     );
     ensure!(v.sizes() == (0, 5));
@@ -545,7 +545,7 @@ pub async fn orphaned_replicaset_is_adopted(c: &Cluster) -> Result<()> {
         let list = rs_api.list(&ListParams::default()).await?.items;
         ensure!(list.len() == 1, "no second ReplicaSet: {}", list.len());
         let rs = &list[0];
-        min_size = min_size.min(rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0));
+        min_size = min_size.min(rs.spec.replicas.unwrap_or(0));
         let v = f.view().await?;
         if !v.rss.is_empty() && v.healthy() {
             adopted = true;
