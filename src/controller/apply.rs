@@ -169,6 +169,16 @@ pub async fn apply(
     }
     let mut resource_version = ro.resource_version();
     let mut wrote = None;
+    if let Some(replicas) = plan.default_replicas {
+        // Guarded by resourceVersion: a user's own `spec.replicas` written meanwhile wins.
+        let patch = json!({
+            "metadata": { "resourceVersion": ro.resource_version() },
+            "spec": { "replicas": replicas },
+        });
+        let updated = writer.merge_patch::<Rollout>(ns, &name, &patch).await?;
+        resource_version = updated.resource_version();
+        wrote = resource_version.clone();
+    }
     if let Some(rev) = &plan.rollout_revision {
         let patch = json!({ "metadata": { "annotations": { ANNOTATION_REVISION: rev } } });
         let updated = writer.merge_patch::<Rollout>(ns, &name, &patch).await?;

@@ -25,6 +25,9 @@ pub struct Plan {
     pub updates: Vec<RsUpdate>,
     /// ReplicaSets to delete (revision history GC).
     pub deletes: Vec<String>,
+    /// `spec.replicas` to write into a Rollout that has none (Argo defaults it to 1 so that the
+    /// `/scale` subresource, and so an HPA, works). When set, the plan holds nothing else.
+    pub default_replicas: Option<i32>,
     /// New value of the Rollout's `rollout.argoproj.io/revision` annotation, when it changes.
     pub rollout_revision: Option<String>,
     /// The new status, when it differs from the observed one.
@@ -50,6 +53,7 @@ impl Plan {
             && self.create.is_none()
             && self.updates.is_empty()
             && self.deletes.is_empty()
+            && self.default_replicas.is_none()
             && self.rollout_revision.is_none()
             && self.status.is_none()
             && self.evict.is_empty()

@@ -39,7 +39,9 @@ use validation::{invalid_spec_message, validate};
 /// Plan one reconcile of `obs.rollout` at time `now`.
 pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
     let mut p = plan_reconcile(obs, now);
-    if p.adopt.is_empty() {
+    // Once per new Rollout: the plans that write nothing but an adoption or the replicas default
+    // come before its first status write.
+    if p.adopt.is_empty() && p.default_replicas.is_none() {
         added_to_informer(obs.rollout, &mut p);
     }
     p
@@ -56,6 +58,14 @@ fn plan_reconcile(obs: &Observed, now: Timestamp) -> Plan {
         return Plan {
             adopt,
             requeue_after: Some(Duration::from_secs(1)),
+            ..Plan::default()
+        };
+    }
+    // Argo's `syncHandler` defaults `spec.replicas` to 1 in a write of its own, before anything
+    // else: an HPA reads the `/scale` subresource, which has no replicas otherwise.
+    if ro.spec.replicas.is_none() {
+        return Plan {
+            default_replicas: Some(1),
             ..Plan::default()
         };
     }

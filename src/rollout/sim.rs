@@ -111,6 +111,10 @@ impl Sim {
     }
 
     fn apply(&mut self, p: &Plan) {
+        if let Some(r) = p.default_replicas {
+            self.ro.spec.replicas = Some(r);
+            self.writes += 1;
+        }
         if let Some(rs) = &p.create {
             self.serial += 1;
             let mut rs = rs.clone();

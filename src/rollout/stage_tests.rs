@@ -383,3 +383,29 @@ spec:
         "{first_not_completed}"
     );
 }
+
+/// Argo writes `spec.replicas: 1` into a Rollout without one (so that `/scale`, and an HPA,
+/// work), in a write of its own; the Rollout then runs with one replica.
+#[test]
+fn a_rollout_without_replicas_gets_one_written_first() {
+    let mut sim = Sim::new(&SEED.replace("  replicas: 5\n", ""));
+    assert_eq!(sim.ro.spec.replicas, None);
+    let p = sim.reconcile();
+    assert_eq!(p.default_replicas, Some(1));
+    assert!(
+        p.status.is_none() && p.create.is_none() && p.events.is_empty(),
+        "{p:?}"
+    );
+    sim.settle(20);
+    assert_eq!(sim.ro.spec.replicas, Some(1));
+    assert_eq!(sim.phase().0, PHASE_HEALTHY);
+    let st = sim.status();
+    assert_eq!((st.replicas, st.hpa_replicas), (Some(1), Some(1)));
+    assert_eq!(st.selector.as_deref(), Some("app=frontend"));
+    let added = sim
+        .event_reasons()
+        .iter()
+        .filter(|r| *r == "RolloutAddedToInformer")
+        .count();
+    assert_eq!(added, 1);
+}

@@ -57,6 +57,10 @@ async fn main() {
         ),
         ("abort_then_retry", Box::pin(scenarios::abort_then_retry(c))),
         (
+            "scale_subresource_without_replicas",
+            Box::pin(scenarios::scale_subresource_without_replicas(c)),
+        ),
+        (
             "events_abort_retry_promote",
             Box::pin(scenarios::events_abort_retry_promote(c)),
         ),

@@ -750,3 +750,45 @@ spec:
     ensure!(got == want, "event reasons:\n got {got:?}\nwant {want:?}");
     f.cleanup().await
 }
+
+/// A Rollout without `spec.replicas` gets Argo's default of 1 written into it, so the `/scale`
+/// subresource (what an HPA and `kubectl scale` use) reports and changes its size.
+pub async fn scale_subresource_without_replicas(c: &Cluster) -> Result<()> {
+    use kube::api::{Patch, PatchParams};
+    let mut f = Fixture::new(c, "scale").await?;
+    f.given_rollout(&seed().replace("  replicas: 5\n", ""))
+        .await?;
+    let v = f
+        .then("healthy at the default size", T, |v| {
+            v.healthy() && v.ro.spec.replicas == Some(1)
+        })
+        .await?;
+    ensure!(v.total() == 1, "pods {}", v.total());
+    let scale = f.rollouts().get_scale(&f.rollout).await?;
+    let spec = scale.spec.as_ref().and_then(|s| s.replicas);
+    let status = scale
+        .status
+        .as_ref()
+        .map(|s| (s.replicas, s.selector.clone()));
+    ensure!(spec == Some(1), "scale spec {spec:?}");
+    ensure!(
+        status == Some((1, Some("app=frontend".into()))),
+        "scale status {status:?}"
+    );
+    // `kubectl scale rollout frontend --replicas 3`
+    f.rollouts()
+        .patch_scale(
+            &f.rollout,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 3}})),
+        )
+        .await?;
+    f.then("scaled to 3", T, |v| v.healthy() && v.total() == 3)
+        .await?;
+    let scale = f.rollouts().get_scale(&f.rollout).await?;
+    ensure!(
+        scale.status.map(|s| s.replicas) == Some(3),
+        "scale status after scaling"
+    );
+    f.cleanup().await
+}
