@@ -4,6 +4,7 @@
 
 pub mod job;
 pub mod prometheus;
+pub mod sigv4;
 pub mod web;
 
 use std::collections::BTreeMap;
