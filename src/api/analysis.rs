@@ -374,7 +374,9 @@ pub struct PrometheusRangeQueryArgs {
 /// The name the engine uses for `PrometheusRangeQueryArgs`.
 pub type RangeQuery = PrometheusRangeQueryArgs;
 
-/// Credentials for a metric provider. At most one member should be set.
+/// Credentials for a metric provider. For Prometheus one scheme sets `Authorization`, as in
+/// Argo: `sigv4` for an Amazon Managed Prometheus address, else `oauth2` when its `tokenUrl` is
+/// set, else `basicAuth`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Authentication {
@@ -389,26 +391,37 @@ pub struct Authentication {
     pub basic_auth: Option<BasicAuthConfig>,
 }
 
-/// AWS SigV4 signing settings.
+/// AWS SigV4 signing settings. As in Argo, Prometheus queries are signed (service `aps`) only
+/// when the address contains `aps-workspaces` (Amazon Managed Service for Prometheus) and a
+/// field here is set; otherwise this block is ignored. Credentials come from the controller's
+/// environment: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and, for temporary credentials,
+/// `AWS_SESSION_TOKEN`. Shared credential files, web identity (IRSA), instance metadata and STS
+/// assume-role are not supported: a metric that sets `profile` or `roleArn` gets an Error
+/// measurement saying so, never an unsigned query.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Sigv4Config {
-    /// AWS region to sign for.
+    /// AWS region to sign for. Unset means `AWS_REGION`, then `AWS_DEFAULT_REGION`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// AWS credentials profile to sign with.
+    /// AWS credentials profile to sign with. Not supported by sluice: setting it makes the
+    /// measurement an Error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
-    /// ARN of an IAM role to assume for signing.
+    /// ARN of an IAM role to assume for signing. Not supported by sluice (no STS assume-role):
+    /// setting it makes the measurement an Error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
 }
 
-/// OAuth2 client-credentials settings.
+/// OAuth2 client-credentials settings: the token is fetched from `tokenUrl` with the client id
+/// and secret (HTTP basic authentication first, form parameters if the server refuses that),
+/// cached until shortly before it expires, and sent as `Authorization: Bearer <token>`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OAuth2Config {
-    /// URL of the token endpoint.
+    /// URL of the token endpoint. OAuth2 is used when this is set; `clientId` and
+    /// `clientSecret` are then required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_url: Option<String>,
     /// Client ID.
@@ -417,7 +430,7 @@ pub struct OAuth2Config {
     /// Client secret; usually an argument placeholder filled from a Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
-    /// Scopes to request.
+    /// Scopes to request, sent space-separated as the `scope` parameter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
 }

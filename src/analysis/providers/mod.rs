@@ -3,7 +3,9 @@
 //! provider judges results the same way.
 
 pub mod job;
+pub mod oauth2;
 pub mod prometheus;
+pub mod sigv4;
 pub mod web;
 
 use std::collections::BTreeMap;
@@ -167,4 +169,19 @@ pub fn basic_auth(user: &str, password: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     )
+}
+
+/// An error with its causes, `outer: inner: ...` (reqwest's own message omits them).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.ends_with(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
 }
