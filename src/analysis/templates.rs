@@ -45,12 +45,20 @@ pub fn not_found(name: &str, cluster: bool) -> String {
     }
 }
 
-/// Resolve `refs` (recursively) against the templates at hand and flatten them.
-pub fn flatten(
+/// A template a run is made of, after resolving nested references.
+pub struct Resolved<'a> {
+    pub name: &'a str,
+    pub cluster: bool,
+    pub spec: &'a AnalysisTemplateSpec,
+}
+
+/// Resolve `refs` recursively (depth first, each name once), namespaced templates before cluster
+/// ones, as Argo orders them for flattening.
+pub fn resolve<'a>(
     refs: &[AnalysisTemplateRef],
-    templates: &[AnalysisTemplate],
-    cluster_templates: &[ClusterAnalysisTemplate],
-) -> Result<Flattened, String> {
+    templates: &'a [AnalysisTemplate],
+    cluster_templates: &'a [ClusterAnalysisTemplate],
+) -> Result<Vec<Resolved<'a>>, String> {
     let mut ns: Vec<&AnalysisTemplateSpec> = Vec::new();
     let mut cluster: Vec<&AnalysisTemplateSpec> = Vec::new();
     let (mut ns_names, mut cluster_names) = (Vec::new(), Vec::new());
@@ -75,7 +83,44 @@ pub fn flatten(
         &mut cluster,
         &mut cluster_names,
     )?;
-    let specs: Vec<&AnalysisTemplateSpec> = ns.into_iter().chain(cluster).collect();
+    let name_of = |n: &String, c: bool| -> &'a str {
+        let found = if c {
+            cluster_templates
+                .iter()
+                .find_map(|t| t.metadata.name.as_deref().filter(|x| *x == n))
+        } else {
+            templates
+                .iter()
+                .find_map(|t| t.metadata.name.as_deref().filter(|x| *x == n))
+        };
+        found.unwrap_or_default()
+    };
+    let mut out: Vec<Resolved<'a>> = Vec::new();
+    for (n, spec) in ns_names.iter().zip(ns) {
+        out.push(Resolved {
+            name: name_of(n, false),
+            cluster: false,
+            spec,
+        });
+    }
+    for (n, spec) in cluster_names.iter().zip(cluster) {
+        out.push(Resolved {
+            name: name_of(n, true),
+            cluster: true,
+            spec,
+        });
+    }
+    Ok(out)
+}
+
+/// Resolve `refs` (recursively) against the templates at hand and flatten them.
+pub fn flatten(
+    refs: &[AnalysisTemplateRef],
+    templates: &[AnalysisTemplate],
+    cluster_templates: &[ClusterAnalysisTemplate],
+) -> Result<Flattened, String> {
+    let resolved = resolve(refs, templates, cluster_templates)?;
+    let specs: Vec<&AnalysisTemplateSpec> = resolved.iter().map(|r| r.spec).collect();
     let mut out = Flattened::default();
     for s in &specs {
         for m in &s.metrics {

@@ -11,6 +11,7 @@ pub mod ctx;
 pub mod effects;
 pub mod hash;
 pub mod observed;
+pub mod references;
 pub mod replicas;
 pub mod restart;
 pub mod revision;
@@ -133,7 +134,11 @@ fn unrunnable(obs: &Observed) -> Option<String> {
             w.name.as_deref().unwrap_or("")
         ));
     }
-    missing_template(obs).map(|msg| format!("The Rollout \"{name}\" is invalid: {msg}"))
+    if let Some(msg) = missing_template(obs) {
+        return Some(format!("The Rollout \"{name}\" is invalid: {msg}"));
+    }
+    references::validate_references(ro, obs.templates, obs.cluster_templates)
+        .map(|e| format!("The Rollout \"{name}\" is invalid: {e}"))
 }
 
 /// Argo's reference validation: every analysis template the Rollout names must exist.

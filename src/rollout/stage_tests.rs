@@ -409,3 +409,84 @@ fn a_rollout_without_replicas_gets_one_written_first() {
         .count();
     assert_eq!(added, 1);
 }
+
+fn at(name: &str, spec: serde_json::Value) -> crate::api::analysis::AnalysisTemplate {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": name, "namespace": "default"}, "spec": spec
+    }))
+    .expect("template")
+}
+
+fn invalid_message(sim: &Sim) -> Option<String> {
+    get_condition(&sim.status(), CONDITION_INVALID_SPEC).and_then(|c| c.message.clone())
+}
+
+/// Argo's `ValidateAnalysisTemplateWithType`: a step metric with an interval and no count
+/// would never finish, so the spec is invalid from the start, with Argo's path and message.
+#[test]
+fn a_step_metric_that_runs_forever_is_invalid_spec() {
+    let mut sim = with_canary(
+        r#"
+      steps:
+      - setWeight: 20
+      - analysis:
+          templates: [{templateName: forever}]
+"#,
+    );
+    sim.templates = vec![at(
+        "forever",
+        serde_json::json!({"metrics": [{"name": "rate", "interval": "10s",
+            "provider": {"web": {"url": "http://127.0.0.1/"}}}]}),
+    )];
+    sim.settle(5);
+    assert_eq!(
+        invalid_message(&sim).as_deref(),
+        Some(
+            "The Rollout \"frontend\" is invalid: spec.strategy.canary.steps[1].analysis.templates: Invalid value: \"forever\": AnalysisTemplate forever has metric rate which runs indefinitely. Invalid value for count: <nil>"
+        )
+    );
+    assert!(sim.rss.is_empty());
+    // The same metric in a background analysis is fine: it runs until the rollout ends.
+    let mut sim = with_canary(
+        r#"
+      analysis:
+        templates: [{templateName: forever}]
+      steps:
+      - setWeight: 20
+"#,
+    );
+    sim.templates = vec![at(
+        "forever",
+        serde_json::json!({"metrics": [{"name": "rate", "interval": "10s",
+            "provider": {"web": {"url": "http://127.0.0.1/"}}}]}),
+    )];
+    sim.settle(20);
+    assert_eq!(invalid_message(&sim), None);
+}
+
+/// A template argument left without a value, by the template and by the Rollout, is Argo's
+/// `MergeArgs` error on the analysis' templates path.
+#[test]
+fn a_template_argument_without_a_value_is_invalid_spec() {
+    let mut sim = with_canary(
+        r#"
+      analysis:
+        templates: [{templateName: needs-arg}]
+      steps:
+      - setWeight: 20
+"#,
+    );
+    sim.templates = vec![at(
+        "needs-arg",
+        serde_json::json!({"args": [{"name": "service"}], "metrics": [{"name": "rate",
+            "provider": {"web": {"url": "http://127.0.0.1/{{args.service}}"}}}]}),
+    )];
+    sim.settle(5);
+    assert_eq!(
+        invalid_message(&sim).as_deref(),
+        Some(
+            "The Rollout \"frontend\" is invalid: spec.strategy.canary.analysis.templates: Invalid value: \"templateNames: [needs-arg]\": args.service was not resolved"
+        )
+    );
+}

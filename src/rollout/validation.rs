@@ -44,7 +44,7 @@ fn required(path: &str, detail: String) -> FieldError {
     }
 }
 
-fn invalid(path: &str, value: impl fmt::Display, detail: impl Into<String>) -> FieldError {
+pub fn invalid(path: &str, value: impl fmt::Display, detail: impl Into<String>) -> FieldError {
     FieldError {
         path: path.into(),
         kind: FieldErrorKind::Invalid(value.to_string()),
@@ -52,7 +52,7 @@ fn invalid(path: &str, value: impl fmt::Display, detail: impl Into<String>) -> F
     }
 }
 
-fn quoted(s: &str) -> String {
+pub fn quoted(s: &str) -> String {
     format!("{s:?}")
 }
 
