@@ -65,6 +65,7 @@ pub const CONDITION_UNKNOWN: &str = "Unknown";
 
 /// Reason: a new ReplicaSet was created for the desired template.
 pub const REASON_NEW_REPLICA_SET_CREATED: &str = "NewReplicaSetCreated";
+
 /// Reason: an existing ReplicaSet was adopted as the desired one.
 pub const REASON_FOUND_NEW_REPLICA_SET: &str = "FoundNewReplicaSet";
 /// Reason: creating the new ReplicaSet failed.

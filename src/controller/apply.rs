@@ -17,6 +17,8 @@ use crate::api::analysis::AnalysisRun;
 use crate::api::consts::ANNOTATION_REVISION;
 use crate::api::rollout::Rollout;
 use crate::rollout::Plan;
+use crate::rollout::effects::PlannedEvent;
+use crate::rollout::status::create_failed;
 
 /// A token bucket shared by all writes (`--qps`, `--burst`).
 pub struct RateLimiter {
@@ -110,7 +112,20 @@ pub async fn apply(
     }
     if let Some(rs) = &plan.create {
         let rs_name = rs.name_any();
-        writer.apply(ns, rs).await?;
+        if let Err(e) = writer.apply(ns, rs).await {
+            // What the API server refuses (an invalid pod template, a quota, an admission
+            // webhook) must reach the Rollout, not only the log: Argo's ReplicaSetCreateError.
+            if let Some(reason) = e.refusal() {
+                let (status, event) = create_failed(ro, &rs_name, reason, jiff::Timestamp::now());
+                let old = serde_json::to_value(ro.status.clone().unwrap_or_default())?;
+                if let Some(diff) = merge_diff(&old, &serde_json::to_value(&status)?) {
+                    let patch = json!({ "status": diff });
+                    writer.patch_status::<Rollout>(ns, &name, &patch).await?;
+                }
+                record(ctx, ro, ns, std::slice::from_ref(&event)).await;
+            }
+            return Err(e);
+        }
         info!(replicaset = %rs_name, "created ReplicaSet");
     }
     for u in &plan.updates {
@@ -205,28 +220,31 @@ pub async fn apply(
             info!(patch = %patch["status"], "patched status");
         }
     }
-    if !plan.events.is_empty() {
-        let reference = ro.object_ref(&());
-        for ev in &plan.events {
-            let event = Event {
-                type_: if ev.warning {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                },
-                reason: ev.reason.clone(),
-                note: Some(ev.message.clone()),
-                action: "Reconcile".into(),
-                secondary: None,
-            };
-            info!(reason = %ev.reason, "{}", ev.message);
-            let type_ = if ev.warning { "Warning" } else { "Normal" };
-            ctx.settings.metrics.event(ns, &name, type_, &ev.reason);
-            // Best-effort: the writer never fails a reconcile for an event.
-            writer.event(&reference, &event).await;
-        }
-    }
+    record(ctx, ro, ns, &plan.events).await;
     Ok(wrote)
+}
+
+/// Publish events against the Rollout (best-effort: the writer never fails a reconcile for one).
+async fn record(ctx: &Context, ro: &Rollout, ns: &str, events: &[PlannedEvent]) {
+    let reference = ro.object_ref(&());
+    let name = ro.name_any();
+    for ev in events {
+        let event = Event {
+            type_: if ev.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: ev.reason.clone(),
+            note: Some(ev.message.clone()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        info!(reason = %ev.reason, "{}", ev.message);
+        let type_ = if ev.warning { "Warning" } else { "Normal" };
+        ctx.settings.metrics.event(ns, &name, type_, &ev.reason);
+        ctx.writer.event(&reference, &event).await;
+    }
 }
 
 /// The pods of a Rollout's ReplicaSets: one list by the Rollout's selector, owner-filtered.

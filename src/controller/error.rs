@@ -49,6 +49,19 @@ impl Error {
     }
 
     /// A 409 from the API server (already exists, or a stale resourceVersion).
+    /// The API server refused the request for good (4xx other than a conflict or throttling):
+    /// its message, for the object's status.
+    pub fn refusal(&self) -> Option<&str> {
+        match self {
+            Error::Kube(kube::Error::Api(s))
+                if (400..500).contains(&s.code) && s.code != 409 && s.code != 429 =>
+            {
+                Some(s.message.as_str())
+            }
+            _ => None,
+        }
+    }
+
     pub fn is_conflict(&self) -> bool {
         self.category() == "conflict"
     }

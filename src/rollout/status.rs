@@ -752,3 +752,33 @@ pub fn check_paused_conditions(ro: &Rollout, prev: &RolloutStatus, now: Timestam
         ..Plan::default()
     })
 }
+
+/// Argo's answer to a ReplicaSet create the API server refused: a `Progressing: False`
+/// condition (`ReplicaSetCreateError`) and a warning event with the same message.
+pub fn create_failed(
+    ro: &Rollout,
+    rs_name: &str,
+    reason: &str,
+    now: Timestamp,
+) -> (RolloutStatus, PlannedEvent) {
+    let msg = format!("Failed to create new replica set \"{rs_name}\": {reason}");
+    let mut st = ro.status.clone().unwrap_or_default();
+    set_condition(
+        &mut st,
+        new_condition(
+            CONDITION_PROGRESSING,
+            CONDITION_FALSE,
+            REASON_REPLICA_SET_CREATE_ERROR,
+            &msg,
+            now,
+        ),
+    );
+    (
+        st,
+        PlannedEvent {
+            warning: true,
+            reason: REASON_REPLICA_SET_CREATE_ERROR.into(),
+            message: msg,
+        },
+    )
+}

@@ -71,6 +71,10 @@ async fn main() {
         ),
         ("invalid_spec", Box::pin(scenarios::invalid_spec(c))),
         (
+            "refused_replicaset_is_reported",
+            Box::pin(scenarios::refused_replicaset_is_reported(c)),
+        ),
+        (
             "not_implemented_is_reported",
             Box::pin(scenarios::not_implemented_is_reported(c)),
         ),

@@ -792,3 +792,53 @@ pub async fn scale_subresource_without_replicas(c: &Cluster) -> Result<()> {
     );
     f.cleanup().await
 }
+
+/// What the API server refuses when Sluice writes reaches the Rollout: a pod template the
+/// server rejects (an invalid container name) gives Argo's `ReplicaSetCreateError` condition
+/// and a Warning event, not only a log line.
+pub async fn refused_replicaset_is_reported(c: &Cluster) -> Result<()> {
+    use k8s_openapi::api::events::v1::Event;
+    use kube::Api;
+    use kube::api::ListParams;
+    let mut f = Fixture::new(c, "refused").await?;
+    f.given_rollout(&seed().replace("- name: frontend\n", "- name: Bad_Name\n"))
+        .await?;
+    let v = f
+        .then("ReplicaSetCreateError", T, |v| {
+            v.ro.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter().any(|c| {
+                        c.type_ == "Progressing"
+                            && c.status == "False"
+                            && c.reason.as_deref() == Some("ReplicaSetCreateError")
+                    })
+                })
+        })
+        .await?;
+    let msg = v.condition_message("Progressing").unwrap_or_default();
+    ensure!(
+        msg.starts_with("Failed to create new replica set \"frontend-") && msg.contains("Bad_Name"),
+        "condition message: {msg}"
+    );
+    let events: Api<Event> = Api::namespaced(f.client.clone(), &f.ns);
+    let mut found = false;
+    for _ in 0..50 {
+        found = events
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("ReplicaSetCreateError")
+                    && e.type_.as_deref() == Some("Warning")
+            });
+        if found {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ensure!(found, "no ReplicaSetCreateError warning event");
+    f.cleanup().await
+}
