@@ -490,3 +490,37 @@ fn a_template_argument_without_a_value_is_invalid_spec() {
         )
     );
 }
+
+/// Kubernetes' pod-template validation, which Argo runs on the Rollout's template: what the
+/// ReplicaSet create would be refused for is an `InvalidSpec` with the API server's wording.
+#[test]
+fn an_invalid_pod_template_is_invalid_spec_with_kubernetes_wording() {
+    let cases = [
+        (
+            SEED.replace("- name: frontend\n", "- name: Bad_Name\n"),
+            "spec.template.spec.containers[0].name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 label must consist of",
+        ),
+        (
+            SEED.replace("    spec:\n      containers:\n", "    spec:\n      restartPolicy: Never\n      containers:\n"),
+            "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"",
+        ),
+        (
+            SEED.replace(
+                "      containers:\n      - name: frontend\n",
+                "      containers:\n      - name: frontend\n        image: x\n      - name: frontend\n",
+            ),
+            "spec.template.spec.containers[1].name: Duplicate value: \"frontend\"",
+        ),
+    ];
+    for (yaml, want) in cases {
+        assert_ne!(yaml, SEED);
+        let mut sim = Sim::new(&yaml);
+        sim.settle(5);
+        let msg = invalid_message(&sim).unwrap_or_default();
+        assert!(
+            msg.starts_with(&format!("The Rollout \"frontend\" is invalid: {want}")),
+            "{msg}"
+        );
+        assert!(sim.rss.is_empty());
+    }
+}

@@ -23,6 +23,73 @@ pub enum FieldErrorKind {
     Required,
     /// The offending value, already rendered as Go would print it.
     Invalid(String),
+    /// A value not among the supported ones.
+    Unsupported(String),
+    /// A value given twice where names must be unique.
+    Duplicate(String),
+}
+
+/// Kubernetes' message for a name that is not a DNS-1123 label.
+const DNS1123_LABEL: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+
+fn is_dns1123_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.first().is_some_and(ok)
+        && b.last().is_some_and(ok)
+        && b.iter().all(|c| ok(c) || *c == b'-')
+}
+
+/// The part of Kubernetes' `ValidatePodTemplateSpecForReplicaSet` (which Argo runs on the
+/// Rollout's template) that the API server would otherwise refuse the ReplicaSet for most often:
+/// container names, duplicates, images and the restart policy. Anything else the server refuses
+/// still reaches the Rollout as `ReplicaSetCreateError`.
+fn validate_pod_spec(pod: &k8s_openapi::api::core::v1::PodSpec, errs: &mut Vec<FieldError>) {
+    let base = "spec.template.spec";
+    let mut seen: Vec<&str> = Vec::new();
+    let init = pod
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| ("initContainers", c));
+    let main = pod.containers.iter().map(|c| ("containers", c));
+    let mut index: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (list, c) in init.chain(main) {
+        let i = index.entry(list).or_insert(0);
+        let path = format!("{base}.{list}[{i}]");
+        *i += 1;
+        if c.name.is_empty() {
+            errs.push(required(&format!("{path}.name"), "Required value".into()));
+        } else if !is_dns1123_label(&c.name) {
+            errs.push(invalid(
+                &format!("{path}.name"),
+                quoted(&c.name),
+                DNS1123_LABEL,
+            ));
+        } else if seen.contains(&c.name.as_str()) {
+            errs.push(FieldError {
+                path: format!("{path}.name"),
+                kind: FieldErrorKind::Duplicate(quoted(&c.name)),
+                detail: String::new(),
+            });
+        } else {
+            seen.push(&c.name);
+        }
+        if c.image.as_deref().is_none_or(|i| i.trim().is_empty()) && list == "containers" {
+            errs.push(required(&format!("{path}.image"), "Required value".into()));
+        }
+    }
+    if let Some(p) = pod.restart_policy.as_deref()
+        && p != "Always"
+    {
+        errs.push(FieldError {
+            path: format!("{base}.restartPolicy"),
+            kind: FieldErrorKind::Unsupported(quoted(p)),
+            detail: "supported values: \"Always\"".into(),
+        });
+    }
 }
 
 impl fmt::Display for FieldError {
@@ -32,6 +99,14 @@ impl fmt::Display for FieldError {
             FieldErrorKind::Invalid(v) => {
                 write!(f, "{}: Invalid value: {}: {}", self.path, v, self.detail)
             }
+            FieldErrorKind::Unsupported(v) => {
+                write!(
+                    f,
+                    "{}: Unsupported value: {}: {}",
+                    self.path, v, self.detail
+                )
+            }
+            FieldErrorKind::Duplicate(v) => write!(f, "{}: Duplicate value: {}", self.path, v),
         }
     }
 }
@@ -122,6 +197,9 @@ pub fn validate(ro: &Rollout) -> Vec<FieldError> {
                         "spec.template.spec.containers",
                         "Required value".into(),
                     ));
+                }
+                if let Some(pod) = t.spec.as_ref() {
+                    validate_pod_spec(pod, &mut errs);
                 }
                 // The selector must select the template's own labels.
                 if let Some(ml) = spec.selector.as_ref().and_then(|s| s.match_labels.as_ref()) {

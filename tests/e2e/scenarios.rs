@@ -794,15 +794,22 @@ pub async fn scale_subresource_without_replicas(c: &Cluster) -> Result<()> {
 }
 
 /// What the API server refuses when Sluice writes reaches the Rollout: a pod template the
-/// server rejects (an invalid container name) gives Argo's `ReplicaSetCreateError` condition
-/// and a Warning event, not only a log line.
+/// server rejects (a CPU request above its limit, which Sluice's own validation does not check)
+/// gives Argo's `ReplicaSetCreateError` condition and a Warning event, not only a log line.
 pub async fn refused_replicaset_is_reported(c: &Cluster) -> Result<()> {
     use k8s_openapi::api::events::v1::Event;
     use kube::Api;
     use kube::api::ListParams;
     let mut f = Fixture::new(c, "refused").await?;
-    f.given_rollout(&seed().replace("- name: frontend\n", "- name: Bad_Name\n"))
-        .await?;
+    let yaml = seed().replace(
+        "            cpu: 5m\n",
+        "            cpu: 500m\n          limits:\n            cpu: 100m\n",
+    );
+    ensure!(
+        yaml.contains("limits"),
+        "the seed's cpu request was not found"
+    );
+    f.given_rollout(&yaml).await?;
     let v = f
         .then("ReplicaSetCreateError", T, |v| {
             v.ro.status
@@ -819,7 +826,7 @@ pub async fn refused_replicaset_is_reported(c: &Cluster) -> Result<()> {
         .await?;
     let msg = v.condition_message("Progressing").unwrap_or_default();
     ensure!(
-        msg.starts_with("Failed to create new replica set \"frontend-") && msg.contains("Bad_Name"),
+        msg.starts_with("Failed to create new replica set \"frontend-") && msg.contains("limit"),
         "condition message: {msg}"
     );
     let events: Api<Event> = Api::namespaced(f.client.clone(), &f.ns);
