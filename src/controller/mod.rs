@@ -209,9 +209,11 @@ pub async fn run(
         return;
     };
     let ar_index = run_owners.clone();
+    // Runs carry their Rollout's instance id: each controller measures only its own (Argo's
+    // informers filter runs the same way). Templates are only read, so every one is visible.
     let ar_driver = watcher::watcher(
         api::<AnalysisRun>(&client, &settings.namespace),
-        watcher::Config::default(),
+        watcher::Config::default().labels(&instance_selector(&settings.instance_id)),
     )
     .map(move |ev| {
         ev.map(|e| {
