@@ -26,13 +26,13 @@ use crate::harness::{Cluster, Fixture, View, root, wait_for};
 const T: Duration = Duration::from_secs(60);
 
 /// Two distinct ports nothing listens on now (other test runs may share this machine).
-fn free_ports() -> Result<(u16, u16)> {
+pub(crate) fn free_ports() -> Result<(u16, u16)> {
     let a = std::net::TcpListener::bind("127.0.0.1:0")?;
     let b = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok((a.local_addr()?.port(), b.local_addr()?.port()))
 }
 
-fn seed() -> String {
+pub(crate) fn seed() -> String {
     std::fs::read_to_string(root().join("e2e/manifests/seed-rollout.yaml")).unwrap_or_default()
 }
 
@@ -154,7 +154,7 @@ impl Drop for Proc {
     }
 }
 
-async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
+pub(crate) async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
         .await?;
@@ -171,7 +171,7 @@ async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
 }
 
 /// The value of the sample of `name` whose labels include all of `labels`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines().find_map(|l| {
         let rest = l.strip_prefix(name)?;
         if !(rest.starts_with('{') || rest.starts_with(' ')) {
@@ -206,7 +206,7 @@ async fn wait_holder(client: &Client, ns: &str, who: &str, timeout: Duration) ->
     .await
 }
 
-async fn wait_ready(port: u16) -> Result<()> {
+pub(crate) async fn wait_ready(port: u16) -> Result<()> {
     wait_for("/readyz 200", T, move || async move {
         Ok(http_get(port, "/readyz").await?.0 == 200)
     })
