@@ -126,6 +126,10 @@ async fn main() {
             Box::pin(analysis::web_provider(c, s)),
         ),
         (
+            "analysis_ttl_strategy",
+            Box::pin(analysis::ttl_strategy(c, s)),
+        ),
+        (
             "analysis_job_success",
             Box::pin(analysis::job_provider(c, true)),
         ),
