@@ -363,6 +363,27 @@ pub async fn run(
         }
     };
     {
+        let (namespaced, cluster) = (at_reader.clone(), cat_reader.clone());
+        settings.metrics.set_template_source(move || {
+            let mut out: Vec<_> = namespaced
+                .state()
+                .iter()
+                .map(|t| {
+                    let ns = t.namespace().unwrap_or_default();
+                    crate::metrics::analysis_template_sample(&ns, &t.name_any(), &t.spec)
+                })
+                .collect();
+            for t in cluster.iter().flat_map(|c| c.state()) {
+                out.push(crate::metrics::analysis_template_sample(
+                    "",
+                    &t.name_any(),
+                    &t.spec,
+                ));
+            }
+            out
+        });
+    }
+    {
         let source = ar_reader.clone();
         settings.metrics.set_analysis_source(move || {
             source

@@ -507,13 +507,41 @@ pub async fn metrics_during_rollout(c: &Cluster) -> Result<()> {
         "no rollout_events_total for the rollout"
     );
     ensure!(sample(&m, "argo_rollouts_controller_info", &[]) == Some(1.0));
+    // Every API request is counted, by kind, namespace, verb and code only.
+    let status_patches = [
+        ("kind", "rollouts"),
+        ("namespace", ns.as_str()),
+        ("name", "N/A"),
+        ("verb", "Patch"),
+        ("status_code", "200"),
+    ];
+    let patches = sample(
+        &m,
+        "controller_clientset_k8s_request_total",
+        &status_patches,
+    );
+    ensure!(
+        patches.unwrap_or(0.0) >= 3.0,
+        "rollout patches counted: {patches:?}"
+    );
+    ensure!(
+        sample(
+            &m,
+            "controller_clientset_k8s_request_total",
+            &[("kind", "replicasets"), ("verb", "Watch")]
+        )
+        .is_some(),
+        "the ReplicaSet watch is counted"
+    );
     ensure!(sample(&m, "process_resident_memory_bytes", &[]).unwrap_or(0.0) > 0.0);
     // Bounded cardinality: no series names an object other than the rollout.
     for l in m.lines().filter(|l| !l.starts_with('#')) {
         if let Some(i) = l.find("name=\"") {
             let name = &l[i + 6..];
             ensure!(
-                name.starts_with("frontend\"") || name.starts_with("sluice-controller-lock\""),
+                name.starts_with("frontend\"")
+                    || name.starts_with("sluice-controller-lock\"")
+                    || name.starts_with("N/A\""),
                 "unexpected per-object series: {l}"
             );
         }

@@ -15,8 +15,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use flags::{Args, KubeFlags, LogFormat};
+use kube::Config;
+use kube::client::ClientBuilder;
 use kube::config::Kubeconfig;
-use kube::{Client, Config};
 use sluice::controller::leader::{self, Elector, Leadership, LeaseConfig};
 use sluice::controller::server::{self, Serve};
 use sluice::controller::{self, Settings};
@@ -139,9 +140,14 @@ async fn main() -> anyhow::Result<()> {
             namespace.as_deref().unwrap_or("")
         );
     }
-    let client = Client::try_from(config)?;
-    let ready = Arc::new(AtomicBool::new(false));
     let version = env!("CARGO_PKG_VERSION");
+    let metrics = Arc::new(Metrics::new(version));
+    // Every request of the controller passes the counting layer
+    // (`controller_clientset_k8s_request_total`).
+    let client = ClientBuilder::try_from(config)?
+        .with_layer(&metrics.request_layer())
+        .build();
+    let ready = Arc::new(AtomicBool::new(false));
 
     let lease_name = leader::lease_name(&args.instance_id);
     let leadership = if args.leader_elect {
@@ -149,7 +155,6 @@ async fn main() -> anyhow::Result<()> {
     } else {
         Leadership::always()
     };
-    let metrics = Arc::new(Metrics::new(version));
     {
         let l = leadership.clone();
         metrics.set_leader_probe(&lease_name, move || l.is_leading());
