@@ -195,6 +195,19 @@ pub async fn apply(
             info!(patch = %patch["status"], "patched status");
         }
     }
+    // Written (or nothing to write): the attempt it finishes is observed exactly once.
+    if let Some(d) = &plan.finished
+        && let Some((status, total, progression, paused)) = crate::metrics::rollout_durations(d)
+    {
+        info!(
+            status,
+            total_seconds = total,
+            progression_seconds = progression,
+            manual_pause_seconds = paused,
+            "rollout attempt finished"
+        );
+        ctx.settings.metrics.rollout_duration(d);
+    }
     if !plan.events.is_empty() {
         let reference = ro.object_ref(&());
         for ev in &plan.events {

@@ -489,8 +489,31 @@ pub async fn metrics_during_rollout(c: &Cluster) -> Result<()> {
     ensure!(sample(&m, "rollout_info_replicas_unavailable", &ro) == Some(0.0));
     f.when_status_patch(json!({"status": {"promoteFull": true}}))
         .await?;
-    f.then("fully promoted", T, |v| v.healthy()).await?;
+    let v = f.then("fully promoted", T, |v| v.healthy()).await?;
     let m = expect("Completed", 5.0, 5.0).await?;
+    // status.duration and the duration histograms: the initial deploy finished Promoted, the
+    // update FastPromoted (promoteFull), one observation each, labelled by status only.
+    let d =
+        v.ro.status
+            .as_ref()
+            .and_then(|s| s.duration.clone())
+            .ok_or_else(|| anyhow!("no status.duration"))?;
+    ensure!(
+        d.completion_status.as_deref() == Some("FastPromoted")
+            && d.rollout_started_at.is_some()
+            && d.finished_at.is_some(),
+        "{d:?}"
+    );
+    for status in ["Promoted", "FastPromoted"] {
+        for family in [
+            "rollout_duration_seconds_count",
+            "rollout_progression_duration_seconds_count",
+            "rollout_manual_pause_duration_seconds_count",
+        ] {
+            let n = sample(&m, family, &[("status", status)]);
+            ensure!(n == Some(1.0), "{family}{{status={status}}} = {n:?}");
+        }
+    }
 
     let reconciles = sample(&m, "rollout_reconcile_count", &ro).unwrap_or(0.0);
     ensure!(reconciles >= 5.0, "rollout_reconcile_count {reconciles}");
