@@ -2,16 +2,18 @@
 //! with exactly the container arguments of Argo's `install.yaml` and `namespace-install.yaml`,
 //! becomes ready and walks a Rollout to Healthy. What a pod would get from its environment (the
 //! API server, its namespace, free ports on a shared test machine) comes through the environment
-//! here too, never through extra arguments.
+//! here too, never through extra arguments. Also Argo's analysis-only mode.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
+use kube::Api;
 use serde_json::{Value, json};
+use sluice::api::analysis::AnalysisRun;
 
-use crate::harness::{Cluster, Fixture, log_dir};
+use crate::harness::{Cluster, Fixture, log_dir, wait_for};
 use crate::ops::{free_ports, http_get, sample, seed, wait_ready};
 
 const T: Duration = Duration::from_secs(90);
@@ -146,8 +148,52 @@ async fn cluster_install(c: &Cluster) -> Result<()> {
     f.cleanup().await
 }
 
+/// `--controllers=analysis` (Argo's analysis-only controller): AnalysisRuns are measured,
+/// Rollouts are left to another controller.
+async fn analysis_only(c: &Cluster) -> Result<()> {
+    let mut f = Fixture::bare(c, "argo-analysis-only").await?;
+    let ns = f.ns.clone();
+    let p = ArgoStyle::start(
+        c,
+        "argo-analysis-only",
+        &["--namespaced", "--controllers=analysis"],
+        &[("POD_NAMESPACE", ns.as_str())],
+    )?;
+    wait_ready(p.healthz_port)
+        .await
+        .with_context(|| format!("log:\n{}", p.log()))?;
+    let run: AnalysisRun = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+        "metadata": {"name": "smoke", "namespace": ns},
+        "spec": {"metrics": [{"name": "smoke", "provider": {"job": {"spec": {
+            "backoffLimit": 0,
+            "template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "smoke", "image": "busybox:1", "command": ["sh", "-c", "true"]}]}},
+        }}}}]},
+    }))?;
+    let runs: Api<AnalysisRun> = Api::namespaced(f.client.clone(), &ns);
+    runs.create(&Default::default(), &run).await?;
+    f.given_rollout(&rollout(None)?).await?;
+    let runs = &runs;
+    wait_for("the run measured", T, move || async move {
+        let r = runs.get("smoke").await?;
+        Ok(r.status.and_then(|s| s.phase).as_deref() == Some("Successful"))
+    })
+    .await?;
+    let v = f.view().await?;
+    ensure!(
+        v.ro.status.is_none() && v.rss.is_empty(),
+        "the Rollout was reconciled: {:?}",
+        v.ro.status
+    );
+    ensure!(p.log().contains("running only the AnalysisRun controller"));
+    drop(p);
+    f.cleanup().await
+}
+
 pub async fn argo_install_manifests(c: &Cluster) -> Result<()> {
-    let (a, b) = tokio::join!(namespace_install(c), cluster_install(c));
+    let (a, b, d) = tokio::join!(namespace_install(c), cluster_install(c), analysis_only(c));
     a.context("namespace-install.yaml")?;
-    b.context("install.yaml")
+    b.context("install.yaml")?;
+    d.context("--controllers=analysis")
 }
