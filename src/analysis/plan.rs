@@ -1,7 +1,8 @@
 //! The AnalysisRun planner: everything one reconcile of a run decides, as pure functions of the
 //! observed run, its resolved metrics and `now` (no I/O, no clock). The controller's shell resolves
 //! the arguments (reading secrets), asks [`due`] which measurements to take, takes them through the
-//! providers, and hands them to [`plan`] for the new status, the events and the requeue time.
+//! providers, and hands them to [`plan`] for the new status, the events and the requeue time. A
+//! completed run is only kept or, once its `ttlStrategy` expires, deleted ([`plan_settled`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +15,7 @@ use crate::analysis::run::{
 };
 use crate::api::analysis::{AnalysisRun, AnalysisRunStatus, Measurement, Metric};
 use crate::api::consts::*;
-use crate::time::k8s_time;
+use crate::time::{add_seconds, k8s_time};
 
 /// A run's metrics with the arguments substituted, and the secret values among those arguments
 /// (to redact from measurement messages).
@@ -41,8 +42,11 @@ pub struct RunPlan {
     /// The new status; `None` when it is unchanged.
     pub status: Option<AnalysisRunStatus>,
     pub events: Vec<RunEvent>,
-    /// When the next measurement is due; `None` once the run is complete (or in error).
+    /// When to look again: the next measurement, or for a completed run the expiry of its
+    /// `ttlStrategy`; `None` when nothing is due.
     pub requeue_at: Option<Timestamp>,
+    /// Delete the run: it completed and its `ttlStrategy` has expired.
+    pub delete: bool,
 }
 
 /// Has the run completed? Then nothing more is done: no arguments resolved, nothing measured.
@@ -51,6 +55,51 @@ pub fn settled(run: &AnalysisRun) -> bool {
         .as_ref()
         .and_then(|s| s.phase.as_deref())
         .is_some_and(is_completed)
+}
+
+/// Argo's `isAnalysisRunTtlExceeded`: when a completed run is due for deletion under its
+/// `spec.ttlStrategy`, if ever. `secondsAfterSuccess` applies to a Successful run and
+/// `secondsAfterFailure` to a Failed one when set; otherwise `secondsAfterCompletion` (so an
+/// Error or Inconclusive run is only deleted by that one). Argo deletes once the whole seconds
+/// elapsed since `status.completedAt` exceed the TTL, that is at `completedAt + ttl + 1s`. A run
+/// without `completedAt` is never deleted (Argo cannot tell its age either).
+pub fn ttl_expiry(run: &AnalysisRun) -> Option<Timestamp> {
+    let ttl = run.spec.ttl_strategy.as_ref()?;
+    let status = run.status.as_ref()?;
+    let phase = status.phase.as_deref().filter(|p| is_completed(p))?;
+    let completed = status.completed_at.as_ref()?.0;
+    let secs = match phase {
+        ANALYSIS_PHASE_SUCCESSFUL if ttl.seconds_after_success.is_some() => {
+            ttl.seconds_after_success
+        }
+        ANALYSIS_PHASE_FAILED if ttl.seconds_after_failure.is_some() => ttl.seconds_after_failure,
+        _ => ttl.seconds_after_completion,
+    }?;
+    let secs = i64::from(secs);
+    // Go truncates the elapsed seconds toward zero before comparing (`int32(elapsed) > ttl`).
+    Some(add_seconds(
+        completed,
+        if secs >= 0 { secs + 1 } else { secs },
+    ))
+}
+
+/// A completed run at `now`: nothing is measured or written; it is deleted once its
+/// `ttlStrategy` has expired, and looked at again exactly when it will. A run already being
+/// deleted is left alone.
+pub fn plan_settled(run: &AnalysisRun, now: Timestamp) -> RunPlan {
+    if run.metadata.deletion_timestamp.is_some() {
+        return RunPlan::default();
+    }
+    match ttl_expiry(run) {
+        Some(at) if at <= now => RunPlan {
+            delete: true,
+            ..RunPlan::default()
+        },
+        at => RunPlan {
+            requeue_at: at,
+            ..RunPlan::default()
+        },
+    }
 }
 
 /// The spec's rules over the resolved metrics: which run dry, how many measurements each keeps.
@@ -114,7 +163,7 @@ pub fn plan(
 ) -> RunPlan {
     let prev = run.status.clone().unwrap_or_default();
     if settled(run) {
-        return RunPlan::default();
+        return plan_settled(run, now);
     }
     let mut status = prev.clone();
     let mut events = Vec::new();
@@ -193,10 +242,19 @@ pub fn plan(
             }
         },
     }
+    if status.phase.as_deref().is_some_and(is_completed) {
+        // Completed now: look again when the ttlStrategy expires, if it ever does.
+        let done = AnalysisRun {
+            status: Some(status.clone()),
+            ..run.clone()
+        };
+        next = ttl_expiry(&done);
+    }
     RunPlan {
         status: (status != prev).then_some(status),
         events,
         requeue_at: next,
+        delete: false,
     }
 }
 
@@ -458,6 +516,144 @@ mod tests {
             assert_eq!(p.events, c.events, "{}", c.name);
             assert_eq!(p.requeue_at, c.requeue_at, "{}", c.name);
         }
+    }
+
+    /// ttlStrategy, as Argo's `isAnalysisRunTtlExceeded`: which TTL applies to which phase, and
+    /// the run deleted once the whole seconds since completion exceed it — never earlier, and
+    /// looked at again exactly then.
+    #[test]
+    fn ttl_strategy_table() {
+        let completed = ts(0);
+        let done = |phase: &str, ttl: serde_json::Value, completed_at: Option<Timestamp>| {
+            let mut st = json!({"phase": phase});
+            if let Some(t) = completed_at {
+                st["completedAt"] = json!(k8s_time(t));
+            }
+            run(
+                json!({"metrics": [web("rate", json!({}))], "ttlStrategy": ttl}),
+                Some(st),
+            )
+        };
+        let all = json!({"secondsAfterCompletion": 10, "secondsAfterSuccess": 20, "secondsAfterFailure": 30});
+        let only_completion = json!({"secondsAfterCompletion": 2});
+        let c = Some(completed);
+        // (case, run, expiry: the first instant the run is due for deletion)
+        let cases: Vec<(&str, AnalysisRun, Option<Timestamp>)> = vec![
+            (
+                "success uses secondsAfterSuccess",
+                done("Successful", all.clone(), c),
+                Some(ts(21)),
+            ),
+            (
+                "failure uses secondsAfterFailure",
+                done("Failed", all.clone(), c),
+                Some(ts(31)),
+            ),
+            (
+                "error falls back to secondsAfterCompletion",
+                done("Error", all.clone(), c),
+                Some(ts(11)),
+            ),
+            (
+                "inconclusive falls back to secondsAfterCompletion",
+                done("Inconclusive", all.clone(), c),
+                Some(ts(11)),
+            ),
+            (
+                "success without secondsAfterSuccess",
+                done("Successful", only_completion.clone(), c),
+                Some(ts(3)),
+            ),
+            (
+                "failure without secondsAfterFailure",
+                done("Failed", only_completion.clone(), c),
+                Some(ts(3)),
+            ),
+            (
+                "error with only secondsAfterSuccess/Failure: kept",
+                done(
+                    "Error",
+                    json!({"secondsAfterSuccess": 1, "secondsAfterFailure": 1}),
+                    c,
+                ),
+                None,
+            ),
+            (
+                "zero: the next whole second",
+                done("Successful", json!({"secondsAfterCompletion": 0}), c),
+                Some(ts(1)),
+            ),
+            (
+                "negative: at once",
+                done("Failed", json!({"secondsAfterFailure": -5}), c),
+                Some(ts(-5)),
+            ),
+            (
+                "empty ttlStrategy: kept",
+                done("Successful", json!({}), c),
+                None,
+            ),
+            (
+                "no completedAt: kept",
+                done("Successful", only_completion.clone(), None),
+                None,
+            ),
+            (
+                "running: not yet",
+                done("Running", only_completion.clone(), c),
+                None,
+            ),
+            (
+                "no ttlStrategy: kept",
+                run(
+                    json!({"metrics": [web("rate", json!({}))]}),
+                    Some(json!({"phase": "Successful", "completedAt": k8s_time(completed)})),
+                ),
+                None,
+            ),
+        ];
+        for (name, r, expiry) in cases {
+            assert_eq!(ttl_expiry(&r), expiry, "{name}");
+            if !settled(&r) {
+                continue;
+            }
+            for now in [ts(-10), ts(0), ts(2), ts(3), ts(20), ts(21), ts(100)] {
+                let p = plan_settled(&r, now);
+                let due = expiry.is_some_and(|e| now >= e);
+                assert_eq!(p.delete, due, "{name} at {now}");
+                assert_eq!(p.requeue_at, expiry.filter(|_| !due), "{name} at {now}");
+                assert_eq!(p.status, None, "{name}: nothing written");
+                // `plan` on a settled run is the same decision, and never resolves arguments.
+                assert_eq!(
+                    plan(&r, &Err("never read".into()), vec![], now),
+                    p,
+                    "{name}"
+                );
+            }
+        }
+        // A run already being deleted is left alone.
+        let mut r = done("Successful", only_completion.clone(), c);
+        r.metadata.deletion_timestamp = Some(k8s_time(ts(1)));
+        assert_eq!(plan_settled(&r, ts(100)), RunPlan::default());
+    }
+
+    /// A run that completes in this reconcile is looked at again when its TTL expires.
+    #[test]
+    fn a_run_completing_now_requeues_at_its_ttl_expiry() {
+        let r = run(
+            json!({"metrics": [web("rate", json!({}))], "ttlStrategy": {"secondsAfterCompletion": 2}}),
+            None,
+        );
+        let resolution = resolved(&r);
+        let tasks = due(&r, &resolution, ts(50));
+        let taken = tasks
+            .into_iter()
+            .map(|t| (t, measurement("Successful", 50, None)))
+            .collect();
+        let p = plan(&r, &resolution, taken, ts(50));
+        assert_eq!(p.status.unwrap().phase.as_deref(), Some("Successful"));
+        assert_eq!(p.requeue_at, Some(ts(53)));
+        assert!(!p.delete);
     }
 
     #[test]

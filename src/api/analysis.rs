@@ -165,7 +165,8 @@ pub struct AnalysisRunSpec {
     /// How many measurements to keep per metric. Unset keeps the 10 most recent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measurement_retention: Option<Vec<MeasurementRetention>>,
-    /// When to delete the run after it completed.
+    /// When to delete the run after it completed: once the whole seconds since
+    /// `status.completedAt` exceed the TTL that applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_strategy: Option<TTLStrategy>,
 }
@@ -183,10 +184,12 @@ impl AnalysisRun {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TTLStrategy {
-    /// Seconds to keep the run after it completed, whatever its outcome.
+    /// Seconds to keep the run after it completed, whatever its outcome, unless the TTL for
+    /// its outcome below is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds_after_completion: Option<i32>,
-    /// Seconds to keep the run after it failed.
+    /// Seconds to keep the run after it Failed (Error and Inconclusive runs follow
+    /// `secondsAfterCompletion`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds_after_failure: Option<i32>,
     /// Seconds to keep the run after it succeeded.

@@ -154,13 +154,20 @@ pub(crate) async fn reconcile(
 }
 
 async fn reconcile_run(run: &AnalysisRun, ctx: &AnalysisContext) -> Result<Action, Error> {
-    if plan::settled(run) {
-        return Ok(Action::await_change());
-    }
     let ns = run
         .namespace()
         .ok_or_else(|| Error::MissingNamespace(run.name_any()))?;
     let now = Timestamp::now();
+    if plan::settled(run) {
+        let plan = plan::plan_settled(run, now);
+        if plan.delete {
+            ctx.writer
+                .delete::<AnalysisRun>(&ns, &run.name_any())
+                .await?;
+            info!("deleted: ttlStrategy expired");
+        }
+        return Ok(requeue(&plan));
+    }
     let resolved = resolve(&ctx.client, &ns, run).await;
     let tasks = plan::due(run, &resolved, now);
     let taken = match &resolved {
@@ -181,12 +188,17 @@ async fn reconcile_run(run: &AnalysisRun, ctx: &AnalysisContext) -> Result<Actio
     };
     let plan = plan::plan(run, &resolved, taken, now);
     write_status(&ctx.writer, run, &plan).await?;
-    Ok(match plan.requeue_at {
+    Ok(requeue(&plan))
+}
+
+/// Look again exactly when the plan asks to (a measurement, a TTL expiry).
+fn requeue(plan: &RunPlan) -> Action {
+    match plan.requeue_at {
         Some(t) => {
             Action::requeue(until(Timestamp::now(), t).unwrap_or(Duration::from_millis(100)))
         }
         None => Action::await_change(),
-    })
+    }
 }
 
 /// Write the status if it changed (a merge patch of the changed fields, guarded by the
@@ -295,6 +307,32 @@ mod tests {
     use super::*;
     use crate::controller::leader::Leadership;
     use crate::controller::write::testing::{self, job_run, job_run_json};
+
+    /// A completed run whose ttlStrategy has expired is deleted through the writer, once; one
+    /// not yet expired is requeued for its expiry and nothing is written.
+    #[tokio::test]
+    async fn an_expired_run_is_deleted_and_a_live_one_requeued() {
+        let (client, seen) =
+            testing::client(|_, _| Ok(json!({"kind": "Status", "status": "Success"})));
+        let writer = Arc::new(testing::writer(client.clone(), Leadership::always()));
+        let ctx = Arc::new(AnalysisContext::new(client, writer, Arc::default()));
+        let completed = |secs_ago: i64, ttl: i32| {
+            let mut v = job_run_json();
+            v["spec"]["ttlStrategy"] = json!({"secondsAfterCompletion": ttl});
+            let at = Timestamp::now() - jiff::SignedDuration::from_secs(secs_ago);
+            v["status"] = json!({"phase": "Successful", "completedAt": crate::time::k8s_time(at)});
+            Arc::new(serde_json::from_value::<AnalysisRun>(v).unwrap())
+        };
+        let a = reconcile(completed(3600, 2), ctx.clone()).await.unwrap();
+        assert_eq!(a, Action::await_change());
+        assert_eq!(
+            seen.writes(),
+            vec!["DELETE /apis/argoproj.io/v1alpha1/namespaces/ns/analysisruns/run?"]
+        );
+        let a = reconcile(completed(0, 600), ctx.clone()).await.unwrap();
+        assert_ne!(a, Action::await_change(), "requeued for the expiry");
+        assert_eq!(seen.writes().len(), 1, "nothing more written");
+    }
 
     /// The real reconcile against an API server that refuses every PATCH: each reconcile starts
     /// the Job measurement (its create is answered), then fails writing the status. The error

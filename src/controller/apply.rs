@@ -220,6 +220,19 @@ pub async fn apply(
             info!(patch = %patch["status"], "patched status");
         }
     }
+    // Written (or nothing to write): the attempt it finishes is observed exactly once.
+    if let Some(d) = &plan.finished
+        && let Some((status, total, progression, paused)) = crate::metrics::rollout_durations(d)
+    {
+        info!(
+            status,
+            total_seconds = total,
+            progression_seconds = progression,
+            manual_pause_seconds = paused,
+            "rollout attempt finished"
+        );
+        ctx.settings.metrics.rollout_duration(d);
+    }
     record(ctx, ro, ns, &plan.events).await;
     Ok(wrote)
 }

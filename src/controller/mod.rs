@@ -40,6 +40,9 @@ use write::Writer;
 pub struct Settings {
     /// Watch only this namespace (namespaced install); all namespaces when `None`.
     pub namespace: Option<String>,
+    /// Run the Rollout controller; `false` runs only the AnalysisRun controller (Argo's
+    /// `--controllers=analysis`).
+    pub rollouts: bool,
     /// Only reconcile Rollouts labelled with this controller instance id (Argo's `--instance-id`);
     /// when empty, only Rollouts without the label.
     pub instance_id: String,
@@ -62,6 +65,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             namespace: None,
+            rollouts: true,
             instance_id: String::new(),
             threads: 10,
             analysis_threads: 10,
@@ -287,13 +291,22 @@ pub async fn run(
     });
 
     let at_ready = at_reader.clone();
+    let with_rollouts = settings.rollouts;
     tokio::spawn(async move {
+        // Without the Rollout controller its watches never run: only the runs' cache counts.
+        let (b, d) = if with_rollouts {
+            let (b, d) = tokio::join!(rs_reader.wait_until_ready(), at_ready.wait_until_ready());
+            (b.is_ok(), d.is_ok())
+        } else {
+            (true, true)
+        };
         // The Rollout and AnalysisRun stores are Controllers' main stores: see `mark_synced`.
-        let (b, d) = tokio::join!(rs_reader.wait_until_ready(), at_ready.wait_until_ready());
-        while !(ro_synced.load(Ordering::SeqCst) && ar_synced.load(Ordering::SeqCst)) {
+        while !((ro_synced.load(Ordering::SeqCst) || !with_rollouts)
+            && ar_synced.load(Ordering::SeqCst))
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if b.is_ok() && d.is_ok() {
+        if b && d {
             ready.store(true, Ordering::SeqCst);
             info!("caches synced");
         }
@@ -350,6 +363,36 @@ pub async fn run(
                 Err(e) => debug!("reconcile failed: {e}"),
             }
         });
+    let rollouts_idle = stopped();
+    let rollouts = async move {
+        if with_rollouts {
+            rollouts.await;
+        } else {
+            info!("running only the AnalysisRun controller");
+            rollouts_idle.await;
+        }
+    };
+    {
+        let (namespaced, cluster) = (at_reader.clone(), cat_reader.clone());
+        settings.metrics.set_template_source(move || {
+            let mut out: Vec<_> = namespaced
+                .state()
+                .iter()
+                .map(|t| {
+                    let ns = t.namespace().unwrap_or_default();
+                    crate::metrics::analysis_template_sample(&ns, &t.name_any(), &t.spec)
+                })
+                .collect();
+            for t in cluster.iter().flat_map(|c| c.state()) {
+                out.push(crate::metrics::analysis_template_sample(
+                    "",
+                    &t.name_any(),
+                    &t.spec,
+                ));
+            }
+            out
+        });
+    }
     {
         let source = ar_reader.clone();
         settings.metrics.set_analysis_source(move || {

@@ -6,6 +6,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
+use crate::api::consts::LABEL_EXPERIMENT_NAME;
 use crate::api::rollout::{Rollout, RolloutStatus};
 use crate::api::selector::selects;
 use crate::rollout::effects::Adoption;
@@ -178,4 +179,50 @@ pub fn name_taken(ro: &Rollout, cls: &Classified, same_name: Option<&ReplicaSet>
         .iter()
         .flatten()
         .any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
+/// Argo's `isRollbackWithinWindow`: the new ReplicaSet is older than the stable one and fewer
+/// than `rollbackWindow.revisions` revisions lie between them.
+pub fn rollback_within_window(ro: &Rollout, cls: &Classified) -> bool {
+    let (Some(new), Some(stable)) = (cls.new_rs, cls.stable_rs) else {
+        return false;
+    };
+    let (Some(new_t), Some(stable_t)) = (new.created(), stable.created()) else {
+        return false;
+    };
+    if new_t >= stable_t {
+        return false;
+    }
+    let Some(limit) = ro.spec.rollback_window.as_ref().and_then(|w| w.revisions) else {
+        return false;
+    };
+    if limit <= 0 {
+        return false;
+    }
+    let window = cls
+        .all
+        .iter()
+        .filter(|rs| !rs.annotations().contains_key(LABEL_EXPERIMENT_NAME))
+        .filter(|rs| rs.created().is_some_and(|t| t < stable_t && new_t < t))
+        .count() as i32;
+    window < limit
+}
+
+/// Argo's `isRollback`: the new ReplicaSet is the stable one (also true of a fully promoted
+/// rollout, so only meaningful while an update is in flight) or was created before it.
+pub fn is_rollback(prev: &RolloutStatus, cls: &Classified) -> bool {
+    let (Some(new), Some(stable)) = (cls.new_rs, cls.stable_rs) else {
+        return false;
+    };
+    let to_stable = prev.stable_rs.as_deref() == Some(cls.new_hash.as_str());
+    let older = matches!((new.created(), stable.created()), (Some(n), Some(s)) if n < s);
+    to_stable || older
+}
+
+/// Argo's `isFastRollback` for a canary: a rollback to the stable ReplicaSet or inside the
+/// rollback window.
+pub fn is_fast_rollback(ro: &Rollout, prev: &RolloutStatus, cls: &Classified) -> bool {
+    is_rollback(prev, cls)
+        && (rollback_within_window(ro, cls)
+            || prev.stable_rs.as_deref() == Some(cls.new_hash.as_str()))
 }

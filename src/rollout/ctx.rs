@@ -7,7 +7,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::api::rollout::{Rollout, RolloutStatus};
-use crate::rollout::classify::{Classified, classify};
+use crate::rollout::classify::{Classified, classify, is_fast_rollback, is_rollback};
+use crate::rollout::duration::Attempt;
 use crate::rollout::effects::Plan;
 use crate::rollout::observed::{Observed, RsExt};
 use crate::rollout::status::{
@@ -74,6 +75,15 @@ impl<'a> Ctx<'a> {
         self.prev.stable_rs.as_deref().unwrap_or("")
     }
 
+    /// What `status.duration` needs of the ReplicaSets.
+    pub fn attempt(&self) -> Attempt {
+        Attempt {
+            new_available: self.rs.new_rs.map(|rs| rs.available()),
+            rollback: is_rollback(&self.prev, &self.rs),
+            fast_rollback: is_fast_rollback(self.ro, &self.prev, &self.rs),
+        }
+    }
+
     /// The shortest requeue asked for so far.
     pub fn requeue_after(&self) -> Option<Duration> {
         self.requeue.iter().min().copied()
@@ -89,6 +99,7 @@ impl<'a> Ctx<'a> {
     ) -> Plan {
         let unimplemented = not_implemented(self.ro);
         let available = self.rs.all.iter().map(|rs| rs.available()).sum();
+        let attempt = self.attempt();
         let f = Finish {
             ro: self.ro,
             prev: &self.prev,
@@ -108,6 +119,7 @@ impl<'a> Ctx<'a> {
             indefinite_step,
             healthy,
             not_implemented: &unimplemented,
+            attempt,
         };
         let pause = std::mem::take(&mut self.pause);
         finish(&f, st, pause, &mut self.plan, &mut self.requeue);

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::api::analysis::AnalysisRun;
 use crate::api::consts::*;
-use crate::api::rollout::RolloutStatus;
+use crate::api::rollout::{RolloutDurationStatus, RolloutStatus};
 use crate::rollout::observed::RsExt;
 
 /// What one reconcile should change. Empty means: write nothing.
@@ -44,6 +44,9 @@ pub struct Plan {
     pub events: Vec<PlannedEvent>,
     /// When to look again even if nothing changes (pause expiry, progress deadline).
     pub requeue_after: Option<Duration>,
+    /// The update attempt this plan's status finishes (promoted, aborted, superseded), to be
+    /// observed into the rollout duration histograms once that status has been written.
+    pub finished: Option<RolloutDurationStatus>,
 }
 
 impl Plan {

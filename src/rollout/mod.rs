@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod canary;
 pub mod classify;
 pub mod ctx;
+pub mod duration;
 pub mod effects;
 pub mod hash;
 pub mod observed;
@@ -73,12 +74,12 @@ fn plan_reconcile(obs: &Observed, now: Timestamp) -> Plan {
     if let Some(msg) = unrunnable(obs) {
         return plan_invalid(ro, &prev, &generation, &msg, now);
     }
-    if prev.observed_generation.as_deref() == Some(generation.as_str())
-        && let Some(p) = check_paused_conditions(ro, &prev, now)
+    let cx = Ctx::new(obs, prev, generation, now);
+    if cx.prev.observed_generation.as_deref() == Some(cx.generation.as_str())
+        && let Some(p) = check_paused_conditions(ro, &cx.prev, cx.attempt(), now)
     {
         return p;
     }
-    let cx = Ctx::new(obs, prev, generation, now);
     if name_taken(ro, &cx.rs, obs.same_name) {
         return collision(ro, &cx.prev);
     }
@@ -180,6 +181,8 @@ fn collision(ro: &Rollout, prev: &RolloutStatus) -> Plan {
     }
 }
 
+#[cfg(test)]
+mod duration_tests;
 #[cfg(test)]
 pub mod sim;
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Revisions, shared by both strategies (Argo's `getAllReplicaSetsAndSyncRevision` and
 //! `cleanupRollouts`): create the new ReplicaSet or keep its revision annotations and
 //! minReadySeconds right, keep the Rollout's revision annotation, collect old ReplicaSets past
-//! `revisionHistoryLimit`, and tell a rollback inside the rollback window.
+//! `revisionHistoryLimit`.
 
 use std::collections::BTreeMap;
 
@@ -119,33 +119,6 @@ fn build_replica_set(ro: &Rollout, cls: &Classified, replicas: i32, revision: &s
         },
         status: None,
     }
-}
-
-/// Argo's `isRollbackWithinWindow`: the new ReplicaSet is older than the stable one and fewer
-/// than `rollbackWindow.revisions` revisions lie between them.
-pub fn rollback_within_window(ro: &Rollout, cls: &Classified) -> bool {
-    let (Some(new), Some(stable)) = (cls.new_rs, cls.stable_rs) else {
-        return false;
-    };
-    let (Some(new_t), Some(stable_t)) = (new.created(), stable.created()) else {
-        return false;
-    };
-    if new_t >= stable_t {
-        return false;
-    }
-    let Some(limit) = ro.spec.rollback_window.as_ref().and_then(|w| w.revisions) else {
-        return false;
-    };
-    if limit <= 0 {
-        return false;
-    }
-    let window = cls
-        .all
-        .iter()
-        .filter(|rs| !rs.annotations().contains_key(LABEL_EXPERIMENT_NAME))
-        .filter(|rs| rs.created().is_some_and(|t| t < stable_t && new_t < t))
-        .count() as i32;
-    window < limit
 }
 
 /// Delete the oldest ReplicaSets past `revisionHistoryLimit` once they are fully scaled down.

@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::consts::*;
 use crate::api::rollout::{PauseCondition, Rollout, RolloutCondition, RolloutSpec, RolloutStatus};
+use crate::rollout::duration::{self, Attempt, Facts};
 use crate::rollout::effects::{Plan, PlannedEvent};
 use crate::time::{add_seconds, k8s_time, until};
 
@@ -245,6 +246,8 @@ pub struct Finish<'a> {
     /// Fields of the spec this version accepts but does not act on, each with what happens
     /// instead (`support::not_implemented`).
     pub not_implemented: &'a [String],
+    /// What `status.duration` needs of the ReplicaSets.
+    pub attempt: Attempt,
 }
 
 impl Finish<'_> {
@@ -329,6 +332,16 @@ pub fn finish(
     let (phase, message) = calculate_phase(&f.ro.spec, &st);
     st.phase = Some(phase);
     st.message = Some(message);
+    let facts = Facts {
+        ro: f.ro,
+        prev: f.prev,
+        spec_changed: spec_changed(f.ro, f.prev, &st),
+        attempt: f.attempt,
+        replicas: f.replicas,
+        aborted: pause.aborted(f.prev),
+        now: f.now,
+    };
+    (st.duration, plan.finished) = duration::calculate(&facts, &st);
 
     // State-change events (sendStateChangeEvents).
     let prev_paused = f
@@ -350,6 +363,21 @@ pub fn finish(
     if st != *f.prev {
         plan.status = Some(st);
     }
+}
+
+/// Argo's `podSpecChanged` of `calculateStatusDuration`: the first reconcile, or (for a canary)
+/// `PodTemplateOrStepsChanged`, or (blue-green) `CheckPodSpecChange`, comparing the observed
+/// status with this reconcile's hashes.
+fn spec_changed(ro: &Rollout, prev: &RolloutStatus, st: &RolloutStatus) -> bool {
+    let old_pod = prev.current_pod_hash.as_deref().unwrap_or("");
+    if old_pod.is_empty() || Some(old_pod) != st.current_pod_hash.as_deref() {
+        return true;
+    }
+    ro.spec.strategy.canary.is_some()
+        && prev
+            .current_step_hash
+            .as_deref()
+            .is_none_or(|h| h.is_empty() || Some(h) != st.current_step_hash.as_deref())
 }
 
 /// No silent ignores: a `NotImplemented` condition names every field the spec uses that this
@@ -683,7 +711,12 @@ pub fn plan_invalid(
 
 /// Argo's `checkPausedConditions`: keep the Progressing/Paused conditions in step with pauses and
 /// retries as a write of its own, before anything else happens.
-pub fn check_paused_conditions(ro: &Rollout, prev: &RolloutStatus, now: Timestamp) -> Option<Plan> {
+pub fn check_paused_conditions(
+    ro: &Rollout,
+    prev: &RolloutStatus,
+    attempt: Attempt,
+    now: Timestamp,
+) -> Option<Plan> {
     let prog = get_condition(prev, CONDITION_PROGRESSING);
     let prog_reason = reason_of(prog);
     let prog_paused = prog_reason == REASON_ROLLOUT_PAUSED;
@@ -744,11 +777,24 @@ pub fn check_paused_conditions(ro: &Rollout, prev: &RolloutStatus, now: Timestam
     let (phase, message) = calculate_phase(&ro.spec, &st);
     st.phase = Some(phase);
     st.message = Some(message);
+    // Argo's `patchCondition` tracks the duration too (a resume ends a manual pause here).
+    let facts = Facts {
+        ro,
+        prev,
+        spec_changed: spec_changed(ro, prev, &st),
+        attempt,
+        replicas: replicas_or_default(&ro.spec),
+        aborted: prev.abort.unwrap_or(false),
+        now,
+    };
+    let finished;
+    (st.duration, finished) = duration::calculate(&facts, &st);
     if st == *prev {
         return None;
     }
     Some(Plan {
         status: Some(st),
+        finished,
         ..Plan::default()
     })
 }

@@ -564,3 +564,58 @@ spec:
     );
     f.cleanup().await
 }
+
+/// `ttlStrategy.secondsAfterCompletion: 2`: a standalone run completes, stays while its TTL runs
+/// and is deleted by the controller once the whole seconds since `completedAt` exceed 2 (Argo's
+/// rule), without any other write or event prompting it.
+pub async fn ttl_strategy(c: &Cluster, s: &Signals) -> Result<()> {
+    let name = "ttl";
+    s.set(name, 1.0);
+    let f = Fixture::new(c, "analysis-ttl").await?;
+    let run: AnalysisRun = serde_json::from_value(serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+        "metadata": {"name": "ttl-run", "namespace": f.ns},
+        "spec": {
+            "ttlStrategy": {"secondsAfterCompletion": 2},
+            "metrics": [{
+                "name": "web-rate",
+                "successCondition": "result >= 0.95",
+                "provider": {"web": {"url": format!("http://{}/web/{name}", s.addr()), "jsonPath": "{$.rate}"}},
+            }],
+        },
+    }))?;
+    let api: Api<AnalysisRun> = Api::namespaced(f.client.clone(), &f.ns);
+    api.create(&Default::default(), &run).await?;
+    let mut completed_at = None;
+    for _ in 0..600 {
+        let r = api.get_opt("ttl-run").await?;
+        let st = r
+            .as_ref()
+            .and_then(|r| r.status.clone())
+            .unwrap_or_default();
+        if st.phase.as_deref() == Some("Successful") {
+            completed_at = st.completed_at.map(|t| t.0);
+            break;
+        }
+        ensure!(r.is_some(), "deleted before it was seen completed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let completed_at =
+        completed_at.ok_or_else(|| anyhow!("the run never completed with a completedAt"))?;
+    loop {
+        let age = jiff::Timestamp::now()
+            .duration_since(completed_at)
+            .as_secs_f64();
+        let present = api.get_opt("ttl-run").await?.is_some();
+        if !present {
+            ensure!(
+                age >= 2.0,
+                "deleted {age:.1}s after completion, before its TTL of 2s"
+            );
+            break;
+        }
+        ensure!(age < 15.0, "still there {age:.1}s after completion");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    f.cleanup().await
+}

@@ -3,6 +3,7 @@
 
 mod analysis;
 mod cli;
+mod compat;
 mod harness;
 mod ops;
 mod scenarios;
@@ -145,6 +146,10 @@ async fn main() {
             Box::pin(analysis::instance_id_filters_analysis_runs(c)),
         ),
         (
+            "analysis_ttl_strategy",
+            Box::pin(analysis::ttl_strategy(c, s)),
+        ),
+        (
             "analysis_job_success",
             Box::pin(analysis::job_provider(c, true)),
         ),
@@ -160,6 +165,10 @@ async fn main() {
         ("cli_lint", Box::pin(cli::cli_lint(c))),
         ("cli_list", Box::pin(cli::cli_list(c))),
         ("cli_get_watch", Box::pin(cli::cli_get_watch(c))),
+        (
+            "argo_install_manifests",
+            Box::pin(compat::argo_install_manifests(c)),
+        ),
     ];
     let selected: Vec<Scenario> = all
         .into_iter()

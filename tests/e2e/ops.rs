@@ -22,11 +22,11 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::{Cluster, Fixture, View, log_dir, root, wait_for};
-use sluice_testkit::free_ports;
+pub(crate) use sluice_testkit::free_ports;
 
 const T: Duration = Duration::from_secs(60);
 
-fn seed() -> String {
+pub(crate) fn seed() -> String {
     std::fs::read_to_string(root().join("e2e/manifests/seed-rollout.yaml")).unwrap_or_default()
 }
 
@@ -146,7 +146,7 @@ impl Drop for Proc {
     }
 }
 
-async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
+pub(crate) async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
         .await?;
@@ -163,7 +163,7 @@ async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
 }
 
 /// The value of the sample of `name` whose labels include all of `labels`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines().find_map(|l| {
         let rest = l.strip_prefix(name)?;
         if !(rest.starts_with('{') || rest.starts_with(' ')) {
@@ -198,7 +198,7 @@ async fn wait_holder(client: &Client, ns: &str, who: &str, timeout: Duration) ->
     .await
 }
 
-async fn wait_ready(port: u16) -> Result<()> {
+pub(crate) async fn wait_ready(port: u16) -> Result<()> {
     wait_for("/readyz 200", T, move || async move {
         Ok(http_get(port, "/readyz").await?.0 == 200)
     })
@@ -481,8 +481,31 @@ pub async fn metrics_during_rollout(c: &Cluster) -> Result<()> {
     ensure!(sample(&m, "rollout_info_replicas_unavailable", &ro) == Some(0.0));
     f.when_status_patch(json!({"status": {"promoteFull": true}}))
         .await?;
-    f.then("fully promoted", T, |v| v.healthy()).await?;
+    let v = f.then("fully promoted", T, |v| v.healthy()).await?;
     let m = expect("Completed", 5.0, 5.0).await?;
+    // status.duration and the duration histograms: the initial deploy finished Promoted, the
+    // update FastPromoted (promoteFull), one observation each, labelled by status only.
+    let d =
+        v.ro.status
+            .as_ref()
+            .and_then(|s| s.duration.clone())
+            .ok_or_else(|| anyhow!("no status.duration"))?;
+    ensure!(
+        d.completion_status.as_deref() == Some("FastPromoted")
+            && d.rollout_started_at.is_some()
+            && d.finished_at.is_some(),
+        "{d:?}"
+    );
+    for status in ["Promoted", "FastPromoted"] {
+        for family in [
+            "rollout_duration_seconds_count",
+            "rollout_progression_duration_seconds_count",
+            "rollout_manual_pause_duration_seconds_count",
+        ] {
+            let n = sample(&m, family, &[("status", status)]);
+            ensure!(n == Some(1.0), "{family}{{status={status}}} = {n:?}");
+        }
+    }
 
     let reconciles = sample(&m, "rollout_reconcile_count", &ro).unwrap_or(0.0);
     ensure!(reconciles >= 5.0, "rollout_reconcile_count {reconciles}");
@@ -499,13 +522,41 @@ pub async fn metrics_during_rollout(c: &Cluster) -> Result<()> {
         "no rollout_events_total for the rollout"
     );
     ensure!(sample(&m, "argo_rollouts_controller_info", &[]) == Some(1.0));
+    // Every API request is counted, by kind, namespace, verb and code only.
+    let status_patches = [
+        ("kind", "rollouts"),
+        ("namespace", ns.as_str()),
+        ("name", "N/A"),
+        ("verb", "Patch"),
+        ("status_code", "200"),
+    ];
+    let patches = sample(
+        &m,
+        "controller_clientset_k8s_request_total",
+        &status_patches,
+    );
+    ensure!(
+        patches.unwrap_or(0.0) >= 3.0,
+        "rollout patches counted: {patches:?}"
+    );
+    ensure!(
+        sample(
+            &m,
+            "controller_clientset_k8s_request_total",
+            &[("kind", "replicasets"), ("verb", "Watch")]
+        )
+        .is_some(),
+        "the ReplicaSet watch is counted"
+    );
     ensure!(sample(&m, "process_resident_memory_bytes", &[]).unwrap_or(0.0) > 0.0);
     // Bounded cardinality: no series names an object other than the rollout.
     for l in m.lines().filter(|l| !l.starts_with('#')) {
         if let Some(i) = l.find("name=\"") {
             let name = &l[i + 6..];
             ensure!(
-                name.starts_with("frontend\"") || name.starts_with("sluice-controller-lock\""),
+                name.starts_with("frontend\"")
+                    || name.starts_with("sluice-controller-lock\"")
+                    || name.starts_with("N/A\""),
                 "unexpected per-object series: {l}"
             );
         }

@@ -8,12 +8,13 @@ mod steps;
 
 use crate::api::rollout::{CanaryStep, RolloutStatus};
 use crate::api::selector::format_selector;
+use crate::rollout::classify::rollback_within_window;
 use crate::rollout::ctx::Ctx;
 use crate::rollout::effects::Plan;
 use crate::rollout::hash::json_hash;
 use crate::rollout::observed::RsExt;
 use crate::rollout::restart::reconcile_restart;
-use crate::rollout::revision::{gc_history, rollback_within_window, sync_revision};
+use crate::rollout::revision::{gc_history, sync_revision};
 use crate::rollout::status::{is_fully_promoted, plan_invalid};
 
 /// One canary reconcile: the shared context plus what only a canary tracks.

@@ -2,11 +2,19 @@
 //! dashboards and alerts keep working. Rollout (and AnalysisRun) gauges are computed at scrape time
 //! from the reflector store, so they never go stale and deleted objects disappear; per-object
 //! reconcile timings, errors and event counts live in a map pruned once the object has been gone
-//! for [`CLEANUP_DELAY`]. Every label is bounded by the number of objects (no per-request series).
+//! for [`CLEANUP_DELAY`]. Every label is bounded by the number of objects (no per-request series):
+//! API requests are counted by kind, namespace, verb and status code only ([`client`]), and the
+//! rollout duration histograms by completion status only.
 //!
 //! Exposition is the Prometheus text format 0.0.4. prometheus-client appends `_total` to every
 //! counter, so Argo's suffix-less counters (`rollout_reconcile_error`,
 //! `analysis_run_reconcile_error`) are exposed as `untyped` to keep their series names exact.
+
+mod analysis;
+mod client;
+mod duration;
+mod encode;
+mod process;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -18,13 +26,25 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::api::analysis::{AnalysisRun, MetricProvider};
+pub use analysis::{
+    AnalysisMetricSample, AnalysisRunSample, AnalysisTemplateSample, analysis_run_sample,
+    analysis_template_sample, metric_provider_type,
+};
+pub use client::{CountRequests, RequestCounts, classify};
+use duration::Durations;
+pub use duration::{
+    ROLLOUT_DURATION_BUCKETS, ROLLOUT_MANUAL_PAUSE_BUCKETS, ROLLOUT_PROGRESSION_BUCKETS,
+    rollout_durations,
+};
+use encode::{b, family, gauge_family};
+use process::{go_arch, process_metrics};
+
 use crate::api::consts::{
     CONDITION_INVALID_SPEC, CONDITION_PROGRESSING, REASON_NEW_REPLICA_SET_AVAILABLE,
     REASON_PROGRESS_DEADLINE_EXCEEDED, REASON_REPLICA_SET_CREATE_ERROR, REASON_ROLLOUT_ABORTED,
     REASON_ROLLOUT_PAUSED,
 };
-use crate::api::rollout::Rollout;
+use crate::api::rollout::{Rollout, RolloutDurationStatus};
 
 /// `Content-Type` of [`Metrics::render`].
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -104,102 +124,8 @@ pub fn rollout_strategy(ro: &Rollout) -> (&'static str, &'static str) {
     ("canary", router)
 }
 
-/// One AnalysisRun as the metrics see it. The analysis controller supplies these through
-/// [`Metrics::set_analysis_source`], typically straight from its AnalysisRun reflector store.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AnalysisRunSample {
-    pub namespace: String,
-    pub name: String,
-    /// `status.phase`; empty while unset (counted as Pending).
-    pub phase: String,
-    pub metrics: Vec<AnalysisMetricSample>,
-}
-
-/// One metric of an AnalysisRun.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AnalysisMetricSample {
-    pub name: String,
-    /// Argo's metric type: the provider (`Prometheus`, `Job`, `Web`, …).
-    pub provider: String,
-    pub dry_run: bool,
-    /// Phase of the metric's result; empty when there is no result yet (counted as Pending).
-    pub phase: String,
-}
-
-/// Argo's metric type of a provider (`analysis_run_metric_type{type}`), in Argo's order of
-/// precedence and with its spellings (`skywalking`, `RPCPlugin`).
-pub fn metric_provider_type(p: &MetricProvider) -> &'static str {
-    if p.prometheus.is_some() {
-        "Prometheus"
-    } else if p.job.is_some() {
-        "Job"
-    } else if p.kayenta.is_some() {
-        "Kayenta"
-    } else if p.web.is_some() {
-        "Web"
-    } else if p.datadog.is_some() {
-        "Datadog"
-    } else if p.wavefront.is_some() {
-        "Wavefront"
-    } else if p.new_relic.is_some() {
-        "NewRelic"
-    } else if p.cloud_watch.is_some() {
-        "CloudWatch"
-    } else if p.graphite.is_some() {
-        "Graphite"
-    } else if p.influxdb.is_some() {
-        "Influxdb"
-    } else if p.skywalking.is_some() {
-        "skywalking"
-    } else if p.plugin.is_some() {
-        "RPCPlugin"
-    } else {
-        "Unknown Provider"
-    }
-}
-
-/// What the metrics show of an AnalysisRun: its phase and, per metric, the provider, whether it is
-/// a dry run (`*`, the name, or an anchored regular expression matching it) and its result's phase.
-pub fn analysis_run_sample(run: &AnalysisRun) -> AnalysisRunSample {
-    let status = run.status.clone().unwrap_or_default();
-    let results = status.metric_results.unwrap_or_default();
-    let patterns: Vec<&str> = run
-        .spec
-        .dry_run
-        .iter()
-        .flatten()
-        .map(|d| d.metric_name.as_str())
-        .collect();
-    let dry = |name: &str| {
-        patterns.iter().any(|p| {
-            *p == "*"
-                || *p == name
-                || regex::Regex::new(&format!("^(?:{p})$")).is_ok_and(|r| r.is_match(name))
-        })
-    };
-    AnalysisRunSample {
-        namespace: run.namespace().unwrap_or_default(),
-        name: run.name_any(),
-        phase: status.phase.unwrap_or_default(),
-        metrics: run
-            .spec
-            .metrics
-            .iter()
-            .map(|m| AnalysisMetricSample {
-                name: m.name.clone(),
-                provider: metric_provider_type(&m.provider).to_string(),
-                dry_run: dry(&m.name),
-                phase: results
-                    .iter()
-                    .find(|r| r.name == m.name)
-                    .map(|r| r.phase.clone())
-                    .unwrap_or_default(),
-            })
-            .collect(),
-    }
-}
-
 type AnalysisSource = Box<dyn Fn() -> Vec<AnalysisRunSample> + Send + Sync>;
+type TemplateSource = Box<dyn Fn() -> Vec<AnalysisTemplateSample> + Send + Sync>;
 type LeaderProbe = Box<dyn Fn() -> bool + Send + Sync>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -227,11 +153,16 @@ struct PerObject {
 struct State {
     version: String,
     commit: String,
+    rustc: String,
     started: f64,
     rollouts: RwLock<Option<Store<Rollout>>>,
     analysis: RwLock<Option<AnalysisSource>>,
+    templates: RwLock<Option<TemplateSource>>,
     leader: RwLock<Option<(String, LeaderProbe)>>,
     objects: Mutex<BTreeMap<Key, PerObject>>,
+    requests: RequestCounts,
+    /// Completion status → the duration histograms.
+    durations: Mutex<BTreeMap<String, Durations>>,
 }
 
 /// The controller's registry. Shared (`Arc`) between the reconciler, which records, and the
@@ -274,11 +205,16 @@ impl Metrics {
             commit: option_env!("SLUICE_GIT_COMMIT")
                 .unwrap_or("unknown")
                 .to_string(),
+            rustc: option_env!("SLUICE_RUSTC_VERSION")
+                .map_or_else(|| "rust".to_string(), |v| format!("rust{v}")),
             started,
             rollouts: RwLock::new(None),
             analysis: RwLock::new(None),
+            templates: RwLock::new(None),
             leader: RwLock::new(None),
             objects: Mutex::new(BTreeMap::new()),
+            requests: RequestCounts::default(),
+            durations: Mutex::new(BTreeMap::new()),
         });
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Collector(state.clone())));
@@ -299,6 +235,39 @@ impl Metrics {
     ) {
         if let Ok(mut a) = self.state.analysis.write() {
             *a = Some(Box::new(source));
+        }
+    }
+
+    /// Where the `analysis_template_*` gauges come from (the template caches); until set, those
+    /// families have no samples.
+    pub fn set_template_source(
+        &self,
+        source: impl Fn() -> Vec<AnalysisTemplateSample> + Send + Sync + 'static,
+    ) {
+        if let Ok(mut t) = self.state.templates.write() {
+            *t = Some(Box::new(source));
+        }
+    }
+
+    /// The layer to add to the kube client's service so that its requests are counted in
+    /// `controller_clientset_k8s_request_total`.
+    pub fn request_layer(&self) -> CountRequests {
+        CountRequests(self.state.requests.clone())
+    }
+
+    /// Record a finished update attempt in the rollout duration histograms, labelled by its
+    /// completion status. Call once per attempt, after the status that finishes it was written.
+    pub fn rollout_duration(&self, d: &RolloutDurationStatus) {
+        let Some((status, total, progression, paused)) = rollout_durations(d) else {
+            return;
+        };
+        if let Ok(mut m) = self.state.durations.lock() {
+            let h = m.entry(status).or_default();
+            h.total.observe(&ROLLOUT_DURATION_BUCKETS, total);
+            h.progression
+                .observe(&ROLLOUT_PROGRESSION_BUCKETS, progression);
+            h.manual_pause
+                .observe(&ROLLOUT_MANUAL_PAUSE_BUCKETS, paused);
         }
     }
 
@@ -417,41 +386,6 @@ impl Drop for ReconcileTimer {
             o.count += 1;
         });
     }
-}
-
-type Enc<'a> = DescriptorEncoder<'a>;
-
-fn gauge_family<'a, L>(
-    enc: &mut Enc<'a>,
-    name: &str,
-    help: &str,
-    samples: impl IntoIterator<Item = (L, f64)>,
-) -> Result<(), std::fmt::Error>
-where
-    L: prometheus_client::encoding::EncodeLabelSet,
-{
-    family(enc, name, help, MetricType::Gauge, samples)
-}
-
-fn family<'a, L>(
-    enc: &mut Enc<'a>,
-    name: &str,
-    help: &str,
-    metric_type: MetricType,
-    samples: impl IntoIterator<Item = (L, f64)>,
-) -> Result<(), std::fmt::Error>
-where
-    L: prometheus_client::encoding::EncodeLabelSet,
-{
-    let mut m = enc.encode_descriptor(name, help, None, metric_type)?;
-    for (labels, v) in samples {
-        m.encode_family(&labels)?.encode_gauge(&v)?;
-    }
-    Ok(())
-}
-
-fn b(v: bool) -> f64 {
-    if v { 1.0 } else { 0.0 }
 }
 
 impl prometheus_client::collector::Collector for Collector {
@@ -681,6 +615,47 @@ impl prometheus_client::collector::Collector for Collector {
             }),
         )?;
 
+        // --- Analysis templates, from the template caches ---------------------------------------
+        let mut templates: Vec<AnalysisTemplateSample> = st
+            .templates
+            .read()
+            .ok()
+            .and_then(|g| g.as_ref().map(|f| f()))
+            .unwrap_or_default();
+        templates.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        gauge_family(
+            &mut enc,
+            "analysis_template_info",
+            "Information about analysis templates.",
+            templates.iter().map(|t| {
+                (
+                    [
+                        ("namespace", t.namespace.as_str()),
+                        ("name", t.name.as_str()),
+                    ],
+                    1.0,
+                )
+            }),
+        )?;
+        gauge_family(
+            &mut enc,
+            "analysis_template_metric_info",
+            "Information on metrics in analysis templates.",
+            templates.iter().flat_map(|t| {
+                t.metrics.iter().map(move |(metric, type_)| {
+                    (
+                        [
+                            ("namespace", t.namespace.as_str()),
+                            ("name", t.name.as_str()),
+                            ("type", type_.as_str()),
+                            ("metric", metric.as_str()),
+                        ],
+                        1.0,
+                    )
+                })
+            }),
+        )?;
+
         // --- Per-object reconcile timings, errors and events -----------------------------------
         st.prune(&present);
         let objects: Vec<(Key, PerObject)> = st
@@ -762,6 +737,35 @@ impl prometheus_client::collector::Collector for Collector {
             }
         }
 
+        // --- Rollout durations, by completion status ------------------------------------------
+        let durations: Vec<(String, Durations)> = st
+            .durations
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        duration::encode(&mut enc, &durations)?;
+
+        // --- API requests --------------------------------------------------------------------
+        {
+            let mut m = enc.encode_descriptor(
+                "controller_clientset_k8s_request",
+                "Number of kubernetes requests executed during application reconciliation.",
+                None,
+                MetricType::Counter,
+            )?;
+            for ((kind, ns, verb, code), n) in st.requests.snapshot() {
+                let labels = [
+                    ("kind", kind.as_str()),
+                    ("namespace", ns.as_str()),
+                    ("name", "N/A"),
+                    ("verb", verb),
+                    ("status_code", code.as_str()),
+                ];
+                m.encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, u64, u64>(&n, None)?;
+            }
+        }
+
         // --- The controller itself ------------------------------------------------------------
         gauge_family(
             &mut enc,
@@ -772,12 +776,13 @@ impl prometheus_client::collector::Collector for Collector {
         gauge_family(
             &mut enc,
             "build_info",
-            "Constant 1, labelled with how the controller was built.",
+            "Constant 1, labelled with how the controller was built (Argo's labels: goversion is the Rust compiler's version, goarch the architecture under Go's name).",
             [(
                 [
                     ("version", st.version.as_str()),
+                    ("goversion", st.rustc.as_str()),
+                    ("goarch", go_arch()),
                     ("commit", st.commit.as_str()),
-                    ("arch", std::env::consts::ARCH),
                     ("language", "rust"),
                 ],
                 1.0,
@@ -798,74 +803,11 @@ impl prometheus_client::collector::Collector for Collector {
     }
 }
 
-/// `process_*` metrics from procfs (Linux; absent elsewhere).
-fn process_metrics(enc: &mut Enc<'_>, started: f64) -> Result<(), std::fmt::Error> {
-    gauge_family(
-        enc,
-        "process_start_time_seconds",
-        "Start time of the process since the Unix epoch, in seconds.",
-        [(NO_LABELS, started)],
-    )?;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = |key: &str| -> Option<f64> {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))?
-            .split_whitespace()
-            .nth(1)?
-            .parse::<f64>()
-            .ok()
-            .map(|k| k * 1024.0)
-    };
-    if let Some(rss) = kib("VmRSS:") {
-        gauge_family(
-            enc,
-            "process_resident_memory_bytes",
-            "Resident memory size in bytes.",
-            [(NO_LABELS, rss)],
-        )?;
-    }
-    if let Some(vm) = kib("VmSize:") {
-        gauge_family(
-            enc,
-            "process_virtual_memory_bytes",
-            "Virtual memory size in bytes.",
-            [(NO_LABELS, vm)],
-        )?;
-    }
-    // Fields 14 and 15 of /proc/self/stat (user and system time) are in clock ticks, which are
-    // 1/100 s on every Linux platform we build for.
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    if let Some(rest) = stat.rsplit(')').next() {
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
-        if let (Some(u), Some(s)) = (ticks(11), ticks(12)) {
-            let mut m = enc.encode_descriptor(
-                "process_cpu_seconds",
-                "User and system CPU time spent, in seconds.",
-                None,
-                MetricType::Counter,
-            )?;
-            m.encode_counter::<NoLabelSet, f64, f64>(&((u + s) / 100.0), None)?;
-        }
-    }
-    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-        gauge_family(
-            enc,
-            "process_open_fds",
-            "Open file descriptors.",
-            [(NO_LABELS, fds.count() as f64)],
-        )?;
-    }
-    Ok(())
-}
-
-const NO_LABELS: [(&str, &str); 0] = [];
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::api::analysis::{AnalysisRun, AnalysisTemplateSpec};
     use crate::api::rollout::{RolloutCondition, RolloutStatus};
     use kube::runtime::watcher::Event;
 
@@ -1002,6 +944,7 @@ mod tests {
             r#"argo_rollouts_controller_info{version="1.2.3"} 1"#,
             r#"leader_election_master_status{name="sluice-controller-lock"} 1"#,
             "# TYPE build_info gauge",
+            r#"goversion="rust"#,
             "# TYPE process_start_time_seconds gauge",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
@@ -1077,6 +1020,118 @@ mod tests {
                 ("smoke", "Job", true, ""),
                 ("latency", "Web", false, ""),
             ]
+        );
+    }
+
+    #[test]
+    fn analysis_templates_from_their_source() {
+        let m = Metrics::new("x");
+        let spec: AnalysisTemplateSpec = serde_json::from_value(serde_json::json!({
+            "metrics": [
+                {"name": "success-rate", "provider": {"prometheus": {"query": "q"}}},
+                {"name": "smoke", "provider": {"job": {"spec": {"template": {"spec": {"containers": []}}}}}},
+            ],
+        }))
+        .unwrap();
+        let at = analysis_template_sample("ns", "rates", &spec);
+        let cat = analysis_template_sample("", "global", &spec);
+        m.set_template_source(move || vec![at.clone(), cat.clone()]);
+        let text = m.render();
+        for want in [
+            "# TYPE analysis_template_info gauge",
+            r#"analysis_template_info{namespace="ns",name="rates"} 1"#,
+            r#"analysis_template_info{namespace="",name="global"} 1"#,
+            "# TYPE analysis_template_metric_info gauge",
+            r#"analysis_template_metric_info{namespace="ns",name="rates",type="Prometheus",metric="success-rate"} 1"#,
+            r#"analysis_template_metric_info{namespace="ns",name="rates",type="Job",metric="smoke"} 1"#,
+            r#"analysis_template_metric_info{namespace="",name="global",type="Job",metric="smoke"} 1"#,
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn rollout_duration_histograms() {
+        let m = Metrics::new("x");
+        let d = |start: i64, end: Option<i64>, paused: Option<i64>, status: Option<&str>| {
+            let t = |s: i64| {
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    jiff::Timestamp::from_second(1_800_000_000 + s).unwrap(),
+                )
+            };
+            RolloutDurationStatus {
+                rollout_started_at: Some(t(start)),
+                finished_at: end.map(t),
+                total_manual_pause_duration_seconds: paused,
+                completion_status: status.map(str::to_string),
+                ..Default::default()
+            }
+        };
+        // Not finished, or no status: nothing is recorded (Argo's EmitRolloutDuration).
+        assert_eq!(rollout_durations(&d(0, None, None, Some("Promoted"))), None);
+        assert_eq!(rollout_durations(&d(0, Some(10), None, None)), None);
+        assert_eq!(
+            rollout_durations(&d(0, Some(700), Some(200), Some("Promoted"))),
+            Some(("Promoted".into(), 700.0, 500.0, 200.0))
+        );
+        m.rollout_duration(&d(0, Some(700), Some(200), Some("Promoted")));
+        m.rollout_duration(&d(0, Some(20), None, Some("Promoted")));
+        m.rollout_duration(&d(0, Some(45), None, Some("Aborted")));
+        m.rollout_duration(&d(0, None, None, Some("Aborted")));
+        let text = m.render();
+        for want in [
+            "# TYPE rollout_duration_seconds histogram",
+            r#"rollout_duration_seconds_bucket{status="Promoted",le="30"} 1"#,
+            r#"rollout_duration_seconds_bucket{status="Promoted",le="600"} 1"#,
+            r#"rollout_duration_seconds_bucket{status="Promoted",le="1200"} 2"#,
+            r#"rollout_duration_seconds_bucket{status="Promoted",le="+Inf"} 2"#,
+            r#"rollout_duration_seconds_sum{status="Promoted"} 720.0"#,
+            r#"rollout_duration_seconds_count{status="Aborted"} 1"#,
+            "# TYPE rollout_progression_duration_seconds histogram",
+            r#"rollout_progression_duration_seconds_bucket{status="Promoted",le="300"} 1"#,
+            r#"rollout_progression_duration_seconds_bucket{status="Promoted",le="600"} 2"#,
+            "# TYPE rollout_manual_pause_duration_seconds histogram",
+            r#"rollout_manual_pause_duration_seconds_bucket{status="Promoted",le="0"} 1"#,
+            r#"rollout_manual_pause_duration_seconds_bucket{status="Promoted",le="300"} 2"#,
+            r#"rollout_manual_pause_duration_seconds_sum{status="Promoted"} 200.0"#,
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn api_requests_are_counted_with_bounded_labels() {
+        use tower::{Layer, Service, ServiceExt};
+        let m = Metrics::new("x");
+        let inner = tower::service_fn(|_req: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(
+                http::Response::builder().status(200).body(()).unwrap(),
+            )
+        });
+        let mut svc = m.request_layer().layer(inner);
+        for name in ["a", "b", "c"] {
+            let path = format!("/apis/argoproj.io/v1alpha1/namespaces/prod/rollouts/{name}/status");
+            // A request that never leaves: the inner service answers it.
+            let req = http::Request::builder()
+                .method(http::Method::PATCH)
+                .uri(path)
+                .body(())
+                .unwrap();
+            svc.ready().await.unwrap().call(req).await.unwrap();
+        }
+        let text = m.render();
+        let want = r#"controller_clientset_k8s_request_total{kind="rollouts",namespace="prod",name="N/A",verb="Patch",status_code="200"} 3"#;
+        assert!(
+            text.contains("# TYPE controller_clientset_k8s_request_total counter"),
+            "{text}"
+        );
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+        // One series for three objects: no object name reaches a label.
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("controller_clientset_k8s_request_total{"))
+                .count(),
+            1
         );
     }
 
