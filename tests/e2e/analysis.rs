@@ -565,8 +565,8 @@ spec:
     f.cleanup().await
 }
 
-/// `ttlStrategy.secondsAfterCompletion: 2`: a standalone run completes, stays while its TTL runs
-/// and is deleted by the controller once the whole seconds since `completedAt` exceed 2 (Argo's
+/// `ttlStrategy.secondsAfterCompletion: 5`: a standalone run completes, stays while its TTL runs
+/// and is deleted by the controller once the whole seconds since `completedAt` exceed 5 (Argo's
 /// rule), without any other write or event prompting it.
 pub async fn ttl_strategy(c: &Cluster, s: &Signals) -> Result<()> {
     let name = "ttl";
@@ -576,7 +576,7 @@ pub async fn ttl_strategy(c: &Cluster, s: &Signals) -> Result<()> {
         "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
         "metadata": {"name": "ttl-run", "namespace": f.ns},
         "spec": {
-            "ttlStrategy": {"secondsAfterCompletion": 2},
+            "ttlStrategy": {"secondsAfterCompletion": 5},
             "metrics": [{
                 "name": "web-rate",
                 "successCondition": "result >= 0.95",
@@ -609,12 +609,12 @@ pub async fn ttl_strategy(c: &Cluster, s: &Signals) -> Result<()> {
         let present = api.get_opt("ttl-run").await?.is_some();
         if !present {
             ensure!(
-                age >= 2.0,
-                "deleted {age:.1}s after completion, before its TTL of 2s"
+                age >= 5.0,
+                "deleted {age:.1}s after completion, before its TTL of 5s"
             );
             break;
         }
-        ensure!(age < 15.0, "still there {age:.1}s after completion");
+        ensure!(age < 20.0, "still there {age:.1}s after completion");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     f.cleanup().await
