@@ -59,9 +59,6 @@ pub fn resolve<'a>(
     templates: &'a [AnalysisTemplate],
     cluster_templates: &'a [ClusterAnalysisTemplate],
 ) -> Result<Vec<Resolved<'a>>, String> {
-    let mut ns: Vec<&AnalysisTemplateSpec> = Vec::new();
-    let mut cluster: Vec<&AnalysisTemplateSpec> = Vec::new();
-    let (mut ns_names, mut cluster_names) = (Vec::new(), Vec::new());
     let lookup = Lookup {
         templates,
         cluster_templates,
@@ -75,42 +72,11 @@ pub fn resolve<'a>(
             )
         })
         .collect();
-    lookup.collect(
-        &top,
-        0,
-        &mut ns,
-        &mut ns_names,
-        &mut cluster,
-        &mut cluster_names,
-    )?;
-    let name_of = |n: &String, c: bool| -> &'a str {
-        let found = if c {
-            cluster_templates
-                .iter()
-                .find_map(|t| t.metadata.name.as_deref().filter(|x| *x == n))
-        } else {
-            templates
-                .iter()
-                .find_map(|t| t.metadata.name.as_deref().filter(|x| *x == n))
-        };
-        found.unwrap_or_default()
-    };
-    let mut out: Vec<Resolved<'a>> = Vec::new();
-    for (n, spec) in ns_names.iter().zip(ns) {
-        out.push(Resolved {
-            name: name_of(n, false),
-            cluster: false,
-            spec,
-        });
-    }
-    for (n, spec) in cluster_names.iter().zip(cluster) {
-        out.push(Resolved {
-            name: name_of(n, true),
-            cluster: true,
-            spec,
-        });
-    }
-    Ok(out)
+    let mut found = Vec::new();
+    lookup.collect(&top, 0, &mut found)?;
+    // Stable: each scope keeps its depth-first order.
+    found.sort_by_key(|r| r.cluster);
+    Ok(found)
 }
 
 /// Resolve `refs` (recursively) against the templates at hand and flatten them.
@@ -119,7 +85,11 @@ pub fn flatten(
     templates: &[AnalysisTemplate],
     cluster_templates: &[ClusterAnalysisTemplate],
 ) -> Result<Flattened, String> {
-    let resolved = resolve(refs, templates, cluster_templates)?;
+    flatten_resolved(&resolve(refs, templates, cluster_templates)?)
+}
+
+/// Argo's `FlattenTemplates` over templates already resolved.
+pub fn flatten_resolved(resolved: &[Resolved]) -> Result<Flattened, String> {
     let specs: Vec<&AnalysisTemplateSpec> = resolved.iter().map(|r| r.spec).collect();
     let mut out = Flattened::default();
     for s in &specs {
@@ -184,53 +154,51 @@ struct Lookup<'a> {
 }
 
 impl<'a> Lookup<'a> {
-    fn find(&self, name: &str, cluster: bool) -> Option<&'a AnalysisTemplateSpec> {
+    fn find(&self, name: &str, cluster: bool) -> Option<Resolved<'a>> {
         if cluster {
             self.cluster_templates
                 .iter()
                 .find(|t| t.metadata.name.as_deref() == Some(name))
-                .map(|t| &t.spec.0)
+                .map(|t| (t.metadata.name.as_deref(), &t.spec.0))
         } else {
             self.templates
                 .iter()
                 .find(|t| t.metadata.name.as_deref() == Some(name))
-                .map(|t| &t.spec)
+                .map(|t| (t.metadata.name.as_deref(), &t.spec))
         }
+        .map(|(n, spec)| Resolved {
+            name: n.unwrap_or_default(),
+            cluster,
+            spec,
+        })
     }
 
-    /// Depth first, each template before the ones it nests, a name kept once (Argo's
+    /// Depth first, each template before the ones it nests, a name kept once per scope (Argo's
     /// `FilterUniqueTemplates`).
-    #[allow(clippy::too_many_arguments)]
     fn collect(
         &self,
         refs: &[(String, bool)],
         depth: usize,
-        ns: &mut Vec<&'a AnalysisTemplateSpec>,
-        ns_names: &mut Vec<String>,
-        cluster: &mut Vec<&'a AnalysisTemplateSpec>,
-        cluster_names: &mut Vec<String>,
+        found: &mut Vec<Resolved<'a>>,
     ) -> Result<(), String> {
         if depth > MAX_DEPTH {
             return Err(format!(
                 "analysis templates nest deeper than {MAX_DEPTH} levels (a template that includes itself?)"
             ));
         }
-        for (name, is_cluster) in refs {
-            let spec = self
-                .find(name, *is_cluster)
-                .ok_or_else(|| not_found(name, *is_cluster))?;
-            let (list, names) = if *is_cluster {
-                (&mut *cluster, &mut *cluster_names)
-            } else {
-                (&mut *ns, &mut *ns_names)
-            };
-            if !names.contains(name) {
-                names.push(name.clone());
-                list.push(spec);
+        for (name, cluster) in refs {
+            let t = self
+                .find(name, *cluster)
+                .ok_or_else(|| not_found(name, *cluster))?;
+            let nested = nested_refs(t.spec);
+            if !found
+                .iter()
+                .any(|f| f.name == t.name && f.cluster == t.cluster)
+            {
+                found.push(t);
             }
-            let nested = nested_refs(spec);
             if !nested.is_empty() {
-                self.collect(&nested, depth + 1, ns, ns_names, cluster, cluster_names)?;
+                self.collect(&nested, depth + 1, found)?;
             }
         }
         Ok(())

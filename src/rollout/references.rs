@@ -6,7 +6,7 @@
 //! field error with Argo's path, value and message. Pure.
 
 use crate::analysis::args::{merge_args, resolve_metric, rollout_args};
-use crate::analysis::templates::{flatten, resolve};
+use crate::analysis::templates::{flatten_resolved, resolve};
 use crate::api::analysis::{AnalysisTemplate, Argument, ClusterAnalysisTemplate, Metric};
 use crate::api::rollout::{Rollout, RolloutAnalysis};
 use crate::rollout::validation::{FieldError, invalid, quoted};
@@ -67,7 +67,7 @@ fn validate_group(
     // Argo's `GetAnalysisTemplateNames`: namespaced, then cluster, Go's `%s` of a slice.
     let names: Vec<&str> = resolved.iter().map(|r| r.name).collect();
     let value = quoted(&format!("templateNames: [{}]", names.join(" ")));
-    let flat = match flatten(refs, templates, cluster_templates) {
+    let flat = match flatten_resolved(&resolved) {
         Ok(f) => f,
         Err(e) => return Some(invalid(path, &value, e)),
     };
