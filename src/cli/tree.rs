@@ -113,13 +113,7 @@ pub fn set_weight(ro: &Rollout) -> i32 {
     let Some((Some(_), idx)) = current_step(ro) else {
         return max_weight(ro);
     };
-    let steps = ro
-        .spec
-        .strategy
-        .canary
-        .as_ref()
-        .and_then(|c| c.steps.as_deref())
-        .unwrap_or_default();
+    let steps = ro.spec.canary_steps();
     steps
         .iter()
         .take(usize::try_from(idx).unwrap_or(0) + 1)

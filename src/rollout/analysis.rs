@@ -384,15 +384,7 @@ impl<'a, 'b> Ctx<'a, 'b> {
                 .as_ref()
                 .and_then(|c| c.current_step_analysis_run_status.as_ref()),
         );
-        let steps = self
-            .i
-            .ro
-            .spec
-            .strategy
-            .canary
-            .as_ref()
-            .and_then(|c| c.steps.as_deref())
-            .unwrap_or(&[]);
+        let steps = self.i.ro.spec.canary_steps();
         let index = self.i.step_index;
         let step = index.and_then(|i| steps.get(usize::try_from(i).ok()?));
         if prev

@@ -159,13 +159,7 @@ fn requires_manual_action(reason: &str, ro: &Rollout, prev: &RolloutStatus) -> b
     match reason {
         PAUSE_REASON_INCONCLUSIVE_ANALYSIS_RUN | PAUSE_REASON_INCONCLUSIVE_EXPERIMENT => true,
         PAUSE_REASON_CANARY_PAUSE_STEP => {
-            let steps = ro
-                .spec
-                .strategy
-                .canary
-                .as_ref()
-                .and_then(|c| c.steps.as_deref())
-                .unwrap_or(&[]);
+            let steps = ro.spec.canary_steps();
             let i = prev.current_step_index.unwrap_or(0);
             usize::try_from(i)
                 .ok()

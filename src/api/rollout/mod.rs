@@ -709,6 +709,17 @@ pub struct TemplateService {
     pub name: Option<String>,
 }
 
+impl RolloutSpec {
+    /// The canary steps, empty for a blue-green Rollout or a canary without steps.
+    pub fn canary_steps(&self) -> &[CanaryStep] {
+        self.strategy
+            .canary
+            .as_ref()
+            .and_then(|c| c.steps.as_deref())
+            .unwrap_or(&[])
+    }
+}
+
 /// Argo's `CanaryStepString`, used in step-completed events and by the CLI.
 pub fn step_string(step: &CanaryStep) -> String {
     if let Some(w) = step.set_weight {

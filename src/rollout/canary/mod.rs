@@ -27,14 +27,7 @@ struct Canary<'a> {
 
 /// Plan one reconcile of a canary Rollout.
 pub fn plan(cx: Ctx) -> Plan {
-    let steps: &[CanaryStep] = cx
-        .ro
-        .spec
-        .strategy
-        .canary
-        .as_ref()
-        .and_then(|c| c.steps.as_deref())
-        .unwrap_or(&[]);
+    let steps: &[CanaryStep] = cx.ro.spec.canary_steps();
     Canary {
         cx,
         steps,
