@@ -1,6 +1,7 @@
 //! What Argo CD's resource tree shows for Sluice's rollouts: the health Argo CD's built-in check
-//! for `argoproj.io/Rollout` gives the statuses the planner writes, walked through the stages of a
-//! rollout in the simulator (hence a library test module: `rollout::sim` is test-only).
+//! for `argoproj.io/Rollout` gives the statuses the planner writes, the seed manifest walked
+//! through its stages in the simulator as a canary and as a blue-green rollout (hence a library
+//! test module: `rollout::sim` is test-only), and blue-green statuses as Argo itself writes them.
 //!
 //! Two evaluators answer each case. [`surfaced`] is our statement of the rule that check applies
 //! to every rollout whose controller records `status.phase` (Argo Rollouts 1.0 and later, and
@@ -374,8 +375,140 @@ fn canary_cases() -> Vec<Case> {
     cases
 }
 
-/// Blue-green statuses shaped as Argo's controller writes them (the CLI's golden inputs, read
-/// here too), until the blue-green planner can be walked in the simulator like the canary.
+/// The seed manifest as a blue-green rollout (the same pods; the canary steps replaced by an
+/// active and a preview Service and a manual promotion), in a simulator that has those Services.
+fn blue_green_sim(extra: &str) -> Sim {
+    let canary = SEED
+        .find("    canary:")
+        .and_then(|from| Some(from..from + SEED[from..].find("  revisionHistoryLimit")?))
+        .unwrap_or_else(|| panic!("the seed manifest has no canary block"));
+    let strategy = format!(
+        "    blueGreen:\n      activeService: frontend\n      previewService: frontend-preview\n      \
+         autoPromotionEnabled: false\n{extra}"
+    );
+    let mut yaml = SEED.to_string();
+    yaml.replace_range(canary, &strategy);
+    let mut sim = Sim::new(&yaml);
+    sim.add_service("frontend", &[("app", "frontend")]);
+    sim.add_service("frontend-preview", &[("app", "frontend")]);
+    sim
+}
+
+fn promote(sim: &mut Sim) {
+    if let Some(st) = sim.ro.status.as_mut() {
+        st.pause_conditions = None;
+    }
+}
+
+/// The blue-green planner walked through the simulator.
+fn blue_green_sim_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    let mut sim = blue_green_sim("");
+    sim.settle(20);
+    cases.push(case(
+        "blue-green sim: initial deploy",
+        &sim.ro,
+        health("Healthy", ""),
+    ));
+
+    sim.set_image("frontend:v2");
+    cases.push(case(
+        "blue-green sim: new template, not yet observed",
+        &sim.ro,
+        health(
+            "Progressing",
+            "Waiting for rollout spec update to be observed",
+        ),
+    ));
+    sim.settle(20);
+    cases.push(case(
+        "blue-green sim: preview up, paused before promotion",
+        &sim.ro,
+        health("Suspended", "BlueGreenPause"),
+    ));
+    promote(&mut sim);
+    sim.settle(20);
+    cases.push(case(
+        "blue-green sim: promoted, old ReplicaSet in its scale-down delay",
+        &sim.ro,
+        health("Healthy", ""),
+    ));
+    sim.advance(31);
+    sim.settle(20);
+    cases.push(case(
+        "blue-green sim: old ReplicaSet scaled down",
+        &sim.ro,
+        health("Healthy", ""),
+    ));
+
+    sim.set_image("frontend:v3");
+    sim.settle(20);
+    if let Some(st) = sim.ro.status.as_mut() {
+        st.abort = Some(true);
+    }
+    sim.settle(20);
+    cases.push(case(
+        "blue-green sim: aborted before promotion",
+        &sim.ro,
+        health(
+            "Degraded",
+            "RolloutAborted: Rollout aborted update to revision 3",
+        ),
+    ));
+
+    let mut slow = blue_green_sim("");
+    slow.pods = Pods::NeverReadyTag;
+    slow.settle(20);
+    slow.set_image("frontend:never-ready");
+    slow.settle(3);
+    cases.push(case(
+        "blue-green sim: preview pods never available",
+        &slow.ro,
+        // The preview's pods count as updated once they exist; available counts the active
+        // ReplicaSet only, so the wait shows as the pending switch (as in Argo).
+        health("Progressing", "active service cutover pending"),
+    ));
+
+    let mut post = blue_green_sim(
+        "      postPromotionAnalysis:\n        templates: [{templateName: smoke}]\n",
+    );
+    post.templates.push(
+        serde_saphyr::from_str(
+            "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\n\
+             metadata: {name: smoke, namespace: default}\n\
+             spec: {metrics: [{name: up, provider: {web: {url: 'http://smoke'}}}]}\n",
+        )
+        .unwrap_or_else(|e| panic!("template: {e}")),
+    );
+    post.settle(20);
+    post.set_image("frontend:v2");
+    post.settle(20);
+    promote(&mut post);
+    post.settle(20);
+    cases.push(case(
+        "blue-green sim: promoted, post-promotion analysis running",
+        &post.ro,
+        health("Progressing", "waiting for analysis to complete"),
+    ));
+
+    let mut missing = blue_green_sim("");
+    missing.services.clear();
+    missing.settle(20);
+    cases.push(case(
+        "blue-green sim: active Service missing",
+        &missing.ro,
+        health(
+            "Degraded",
+            "InvalidSpec: The Rollout \"frontend\" is invalid: \
+             spec.strategy.blueGreen.activeService: Invalid value: \"frontend\": \
+             services \"frontend\" not found",
+        ),
+    ));
+    cases
+}
+
+/// Blue-green statuses shaped as Argo's own controller writes them (the CLI's golden inputs,
+/// read here too): the same stages as the simulator's, from the reference implementation.
 fn blue_green_cases() -> Vec<Case> {
     let rollout_of = |file: &str| -> Value {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -475,5 +608,16 @@ fn argocd_health_of_canary_stages() {
 
 #[test]
 fn argocd_health_of_blue_green_stages() {
-    check(&blue_green_cases(), "argocd_health_of_blue_green_stages");
+    check(
+        &blue_green_sim_cases(),
+        "argocd_health_of_blue_green_stages",
+    );
+}
+
+#[test]
+fn argocd_health_of_argo_shaped_blue_green_statuses() {
+    check(
+        &blue_green_cases(),
+        "argocd_health_of_argo_shaped_blue_green_statuses",
+    );
 }
