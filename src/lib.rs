@@ -4,6 +4,8 @@
 
 pub mod analysis;
 pub mod api;
+#[cfg(test)]
+mod argocd_health_tests;
 pub mod cli;
 pub mod controller;
 pub mod metrics;

@@ -15,12 +15,15 @@ use crate::cli::list::{render_table, row};
 use crate::cli::render::Style;
 use crate::cli::tree::{AnalysisRunInfo, View, render};
 
-const CASES: [&str; 5] = [
+const CASES: [&str; 8] = [
     "canary-paused",
     "canary-healthy",
     "canary-aborted",
     "canary-analysis",
     "bluegreen-paused",
+    "bluegreen-promoted",
+    "bluegreen-healthy",
+    "bluegreen-aborted",
 ];
 
 fn dir() -> PathBuf {

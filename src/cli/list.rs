@@ -63,8 +63,9 @@ pub struct Row {
 
 pub fn row(ro: &Rollout) -> Row {
     let status = ro.status.clone().unwrap_or_default();
+    // Argo's list says `unknown` (lower case) for a rollout with neither strategy.
     let (mut strategy, mut step, mut weight) =
-        ("Unknown".to_string(), "-".to_string(), "-".to_string());
+        ("unknown".to_string(), "-".to_string(), "-".to_string());
     if let Some(canary) = &ro.spec.strategy.canary {
         strategy = "Canary".into();
         let n = canary.steps.as_ref().map_or(0, Vec::len);

@@ -1,6 +1,7 @@
-//! `promote NAME [--full]`: end the current pause (or skip the current step), or with `--full`
-//! skip every remaining step, pause and analysis. The patches are Argo's, chosen from the
-//! rollout's current state by the pure [`patches`].
+//! `promote NAME [--full]`: end the current pause (a canary step or a blue-green pre-promotion
+//! pause) or skip the current canary step, or with `--full` skip every remaining step, pause and
+//! analysis. The patches are Argo's, chosen from the rollout's current state by the pure
+//! [`patches`].
 
 use clap::Args;
 use serde_json::{Value, json};
@@ -22,12 +23,18 @@ pub struct PromoteArgs {
     #[arg(long, env = "SLUICE_PROMOTE_FULL")]
     pub full: bool,
     /// Deprecated (Argo compatibility): skip the current canary step.
-    #[arg(short = 'c', long, hide = true, conflicts_with_all = ["full", "skip_all_steps"])]
+    #[arg(short = 'c', long, hide = true)]
     pub skip_current_step: bool,
     /// Deprecated (Argo compatibility): skip all remaining canary steps; use --full.
-    #[arg(short = 'a', long, hide = true, conflicts_with = "full")]
+    #[arg(short = 'a', long, hide = true)]
     pub skip_all_steps: bool,
 }
+
+/// Argo's wording for the promotions it refuses.
+pub const BOTH_SKIP_FLAGS: &str =
+    "Cannot use skip-current-step and skip-all-steps flags at the same time";
+pub const SKIP_BLUE_GREEN: &str = "Cannot skip steps of a bluegreen rollout. Run without a flags";
+pub const SKIP_NO_STEPS: &str = "Cannot skip steps of a rollout without steps";
 
 /// Which promotion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +73,21 @@ fn refused(msg: String) -> CliError {
     CliError::Refused(msg)
 }
 
+impl PromoteArgs {
+    /// The promotion the flags ask for, in Argo's order of precedence: a skip flag wins over
+    /// `--full` (the output still says "fully promoted", as Argo's does); both skip flags together
+    /// are refused.
+    pub fn mode(&self) -> Result<Mode, CliError> {
+        Ok(match (self.skip_current_step, self.skip_all_steps) {
+            (true, true) => return Err(CliError::Usage(BOTH_SKIP_FLAGS.into())),
+            (true, false) => Mode::SkipCurrentStep,
+            (false, true) => Mode::SkipAllSteps,
+            (false, false) if self.full => Mode::Full,
+            (false, false) => Mode::Step,
+        })
+    }
+}
+
 /// Argo's promote patches for `ro`. Refuses, with a reason, when the promotion would change
 /// nothing.
 pub fn patches(ro: &Rollout, mode: Mode) -> Result<Patches, CliError> {
@@ -80,15 +102,17 @@ pub fn patches(ro: &Rollout, mode: Mode) -> Result<Patches, CliError> {
     let step = current_step(ro);
     match mode {
         Mode::SkipCurrentStep | Mode::SkipAllSteps => {
+            if ro.spec.strategy.blue_green.is_some() {
+                return Err(refused(SKIP_BLUE_GREEN.into()));
+            }
+            // Neither strategy (an invalid spec): Argo writes nothing or crashes; refuse instead.
             if ro.spec.strategy.canary.is_none() {
                 return Err(refused(format!(
                     "rollout '{name}' is not a canary: only canary steps can be skipped"
                 )));
             }
             let Some((_, idx)) = step else {
-                return Err(refused(format!(
-                    "rollout '{name}' has no canary steps to skip"
-                )));
+                return Err(refused(SKIP_NO_STEPS.into()));
             };
             let to = if mode == Mode::SkipAllSteps {
                 step_count(ro)
@@ -160,15 +184,7 @@ pub fn patches(ro: &Rollout, mode: Mode) -> Result<Patches, CliError> {
 }
 
 pub async fn run(ctx: &Ctx, args: &PromoteArgs, out: &mut Output<'_>) -> Result<(), CliError> {
-    let mode = if args.full {
-        Mode::Full
-    } else if args.skip_current_step {
-        Mode::SkipCurrentStep
-    } else if args.skip_all_steps {
-        Mode::SkipAllSteps
-    } else {
-        Mode::Step
-    };
+    let mode = args.mode()?;
     let ro = ctx
         .rollouts()
         .get(&args.name)
@@ -184,7 +200,7 @@ pub async fn run(ctx: &Ctx, args: &PromoteArgs, out: &mut Output<'_>) -> Result<
     if let Some(spec) = &spec {
         patch::spec(ctx, &args.name, spec).await?;
     }
-    let how = if mode == Mode::Full {
+    let how = if args.full {
         "fully promoted"
     } else {
         "promoted"
@@ -308,20 +324,132 @@ mod tests {
     }
 
     #[test]
-    fn skip_flags_need_a_canary() {
-        let mut bg = ro(json!({}));
-        bg.spec.strategy.canary = None;
-        bg.spec.strategy.blue_green = Some(Default::default());
-        let e = patches(&bg, Mode::SkipCurrentStep)
-            .err()
-            .map(|e| e.to_string());
-        assert_eq!(
-            e.as_deref(),
-            Some("rollout 'frontend' is not a canary: only canary steps can be skipped")
-        );
+    fn skip_flags_need_a_canary_with_steps() {
+        let err = |ro: &Rollout, mode| patches(ro, mode).err().map(|e| e.to_string());
+        for mode in [Mode::SkipCurrentStep, Mode::SkipAllSteps] {
+            assert_eq!(
+                err(&blue_green(json!({})), mode).as_deref(),
+                Some(SKIP_BLUE_GREEN)
+            );
+            let mut no_steps = ro(json!({}));
+            if let Some(c) = no_steps.spec.strategy.canary.as_mut() {
+                c.steps = Some(vec![]);
+            }
+            assert_eq!(
+                err(&no_steps, mode).as_deref(),
+                Some(SKIP_NO_STEPS),
+                "{mode:?}"
+            );
+        }
         let p = patches(&ro(json!({})), Mode::SkipAllSteps).unwrap_or_default();
         assert_eq!(p.status, Some(json!({"status": {"currentStepIndex": 4}})));
         let p = patches(&ro(json!({})), Mode::SkipCurrentStep).unwrap_or_default();
         assert_eq!(p.status, Some(json!({"status": {"currentStepIndex": 2}})));
+    }
+
+    fn args(flags: &[&str]) -> Result<PromoteArgs, String> {
+        #[derive(clap::Parser)]
+        struct Cmd {
+            #[command(flatten)]
+            promote: PromoteArgs,
+        }
+        let argv = ["promote", "frontend"].iter().chain(flags);
+        <Cmd as clap::Parser>::try_parse_from(argv)
+            .map(|c| c.promote)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn flags_choose_the_mode_as_argo_does() {
+        let mode = |flags: &[&str]| {
+            args(flags)
+                .and_then(|a| a.mode().map_err(|e| e.to_string()))
+                .map_err(|e| e.lines().next().unwrap_or_default().to_string())
+        };
+        assert_eq!(mode(&[]), Ok(Mode::Step));
+        assert_eq!(mode(&["--full"]), Ok(Mode::Full));
+        assert_eq!(mode(&["-c"]), Ok(Mode::SkipCurrentStep));
+        assert_eq!(mode(&["--skip-all-steps"]), Ok(Mode::SkipAllSteps));
+        // A skip flag wins over --full, as in Argo's switch.
+        assert_eq!(mode(&["--full", "-c"]), Ok(Mode::SkipCurrentStep));
+        assert_eq!(mode(&["--full", "-a"]), Ok(Mode::SkipAllSteps));
+        assert_eq!(mode(&["-c", "-a"]), Err(BOTH_SKIP_FLAGS.to_string()));
+    }
+
+    /// A blue-green rollout as Argo's controller leaves it: `extra` merged over a new revision
+    /// (`new`) beside the stable, active one (`old`), the preview Service on the new one.
+    fn blue_green(extra: Value) -> Rollout {
+        let mut v = json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "frontend", "namespace": "ns"},
+            "spec": {"replicas": 5, "strategy": {"blueGreen": {
+                "activeService": "frontend", "previewService": "frontend-preview",
+                "autoPromotionEnabled": false}}},
+            "status": {"currentPodHash": "new", "stableRS": "old",
+                "blueGreen": {"activeSelector": "old", "previewSelector": "new"}}
+        });
+        merge(&mut v, extra);
+        serde_json::from_value(v).unwrap_or_else(|e| panic!("fixture: {e}"))
+    }
+
+    fn blue_green_pause() -> Value {
+        json!({"status": {"pauseConditions": [
+            {"reason": "BlueGreenPause", "startTime": "2026-01-01T00:00:00Z"}
+        ], "controllerPause": true}})
+    }
+
+    #[test]
+    fn blue_green_promote_clears_the_pause() {
+        let p =
+            patches(&blue_green(blue_green_pause()), Mode::Step).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.spec, None);
+        assert_eq!(p.status, Some(json!({"status": {"pauseConditions": null}})));
+        assert_eq!(
+            p.unified,
+            json!({"spec": {"paused": false}, "status": {"pauseConditions": null}})
+        );
+        // Paused by the user as well: both are undone.
+        let mut extra = blue_green_pause();
+        extra["spec"] = json!({"paused": true});
+        let p = patches(&blue_green(extra), Mode::Step).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.spec, Some(json!({"spec": {"paused": false}})));
+        assert_eq!(p.status, Some(json!({"status": {"pauseConditions": null}})));
+    }
+
+    #[test]
+    fn blue_green_promote_never_moves_a_step_index() {
+        // An inconclusive pre-promotion analysis pauses a blue-green rollout too; promoting it
+        // only clears the pause: the step arithmetic is the canary's.
+        let mut extra = blue_green_pause();
+        extra["status"]["pauseConditions"][0]["reason"] = json!("InconclusiveAnalysisRun");
+        extra["status"]["canary"] =
+            json!({"currentStepAnalysisRunStatus": {"name": "ar", "status": "Inconclusive"}});
+        let p = patches(&blue_green(extra), Mode::Step).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.status, Some(json!({"status": {"pauseConditions": null}})));
+        // Not paused (the preview still scaling up): nothing to write, and it succeeds.
+        let p = patches(&blue_green(json!({})), Mode::Step).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((p.spec, p.status), (None, None));
+        // Only the user's pause: the spec is unpaused, the status left alone.
+        let p = patches(&blue_green(json!({"spec": {"paused": true}})), Mode::Step)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.spec, Some(json!({"spec": {"paused": false}})));
+        assert_eq!(p.status, None);
+    }
+
+    #[test]
+    fn blue_green_full_promotion() {
+        let p =
+            patches(&blue_green(blue_green_pause()), Mode::Full).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.spec, None);
+        assert_eq!(p.status, Some(json!({"status": {"promoteFull": true}})));
+        assert_eq!(
+            p.unified,
+            json!({"spec": {"paused": false}, "status": {"promoteFull": true}})
+        );
+        // Already promoted (stable is the current revision): nothing to write.
+        let done = blue_green(json!({"status": {"stableRS": "new",
+            "blueGreen": {"activeSelector": "new"}}}));
+        let p = patches(&done, Mode::Full).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((p.spec, p.status), (None, None));
     }
 }

@@ -1,6 +1,8 @@
 //! `status NAME [--timeout D]`: for CI pipelines. Watches the rollout (a field-selected watch,
 //! no polling), prints each new phase, and ends with exit code 0 once it is Healthy, or non-zero
-//! with the message once it is Degraded or when the timeout passes.
+//! with the message once it is Degraded or when the timeout passes. As in Argo, a paused rollout
+//! (a canary pause step, a blue-green pre-promotion pause) does not end the watch: it waits for
+//! the promotion or the timeout.
 
 use clap::{ArgAction, Args};
 use futures::StreamExt;
@@ -51,6 +53,16 @@ fn status_line(phase: &str, message: &str) -> String {
     }
 }
 
+/// The one line `--watch=false` prints, Argo's way: the bare phase once the rollout is Healthy
+/// or Degraded (the error then carries the message), else the phase and its message.
+fn once_line(phase: &str, message: &str) -> String {
+    if phase == PHASE_HEALTHY || phase == PHASE_DEGRADED {
+        phase.to_string()
+    } else {
+        format!("{phase} - {message}")
+    }
+}
+
 /// Print the rollout's phase when it changed; `Some` once the wait is over.
 fn observe(
     ro: &Rollout,
@@ -86,10 +98,11 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs, out: &mut Output<'_>) -> Result<(
     let mut last = None;
     if !args.watch {
         let (phase, message) = phase_of(&ro);
+        out.line(&once_line(&phase, &message))?;
         return if phase == PHASE_DEGRADED {
             Err(CliError::Degraded(message))
         } else {
-            out.line(&status_line(&phase, &message))
+            Ok(())
         };
     }
     if let Some(done) = observe(&ro, &mut last, out)? {
@@ -126,5 +139,89 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs, out: &mut Output<'_>) -> Result<(
         tokio::time::timeout(timeout, wait)
             .await
             .unwrap_or(Err(CliError::Timeout))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A blue-green rollout whose controller wrote `phase` and `message`.
+    fn blue_green(phase: &str, message: &str) -> Rollout {
+        serde_json::from_value(json!({
+            "metadata": {"name": "frontend", "generation": 2},
+            "spec": {"selector": {}, "template": {}, "strategy": {"blueGreen": {
+                "activeService": "frontend", "autoPromotionEnabled": false}}},
+            "status": {"observedGeneration": "2", "phase": phase, "message": message,
+                "pauseConditions": (phase == "Paused").then(|| json!([
+                    {"reason": "BlueGreenPause", "startTime": "2026-01-01T00:00:00Z"}])),
+                "controllerPause": phase == "Paused"}
+        }))
+        .unwrap_or_else(|e| panic!("fixture: {e}"))
+    }
+
+    /// Feed the rollouts to the watch one after the other, as its events would; what it printed
+    /// and how it ended (`None`: still waiting).
+    fn watch(ros: &[Rollout]) -> (String, Option<Result<(), String>>) {
+        let mut buf = Vec::new();
+        let mut last = None;
+        let mut end = None;
+        {
+            let mut out = Output {
+                out: &mut buf,
+                tty: false,
+            };
+            for ro in ros {
+                match observe(ro, &mut last, &mut out) {
+                    Ok(Some(done)) => {
+                        end = Some(done.map_err(|e| e.to_string()));
+                        break;
+                    }
+                    Ok(None) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        (String::from_utf8_lossy(&buf).into_owned(), end)
+    }
+
+    #[test]
+    fn blue_green_pause_keeps_waiting_until_promoted() {
+        let paused = blue_green("Paused", "BlueGreenPause");
+        let (out, end) = watch(&[paused.clone(), paused.clone()]);
+        assert_eq!(out, "Paused - BlueGreenPause\n");
+        assert_eq!(end, None);
+        let progressing = blue_green("Progressing", "active service cutover pending");
+        let (out, end) = watch(&[paused, progressing, blue_green("Healthy", "")]);
+        assert_eq!(
+            out,
+            "Paused - BlueGreenPause\nProgressing - active service cutover pending\nHealthy\n"
+        );
+        assert_eq!(end, Some(Ok(())));
+    }
+
+    #[test]
+    fn blue_green_abort_ends_the_watch_with_its_message() {
+        let msg = "RolloutAborted: Rollout aborted update to revision 2";
+        let (out, end) = watch(&[blue_green("Degraded", msg)]);
+        assert_eq!(out, format!("Degraded - {msg}\n"));
+        assert_eq!(
+            end,
+            Some(Err(format!(
+                "The rollout is in a degraded state with message: {msg}"
+            )))
+        );
+    }
+
+    #[test]
+    fn one_shot_line_is_argos() {
+        assert_eq!(once_line("Healthy", ""), "Healthy");
+        assert_eq!(once_line("Degraded", "RolloutAborted: x"), "Degraded");
+        assert_eq!(
+            once_line("Paused", "BlueGreenPause"),
+            "Paused - BlueGreenPause"
+        );
+        assert_eq!(once_line("Progressing", ""), "Progressing - ");
     }
 }

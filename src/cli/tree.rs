@@ -212,12 +212,15 @@ fn pods_of<'a>(v: &View<'a>, rs: &ReplicaSet) -> Vec<&'a Pod> {
     pods
 }
 
+/// The images of the ReplicaSets that have pods, with the roles running each (Argo's `Images`).
+/// An image's tags keep the order of its ReplicaSet's roles (`stable, active`) until a second
+/// ReplicaSet brings the same image; the merged tags are then sorted, as Argo's `mergeTags` does.
 fn images(
     v: &View,
     status: &RolloutStatus,
     rss: &[&ReplicaSet],
-) -> Vec<(String, BTreeSet<&'static str>)> {
-    let mut images: Vec<(String, BTreeSet<&'static str>)> = Vec::new();
+) -> Vec<(String, Vec<&'static str>)> {
+    let mut images: Vec<(String, Vec<&'static str>)> = Vec::new();
     for rs in rss {
         if rs.status.as_ref().map_or(0, |s| s.replicas) <= 0 {
             continue;
@@ -233,8 +236,12 @@ fn images(
         for c in containers {
             let image = c.image.clone().unwrap_or_default();
             match images.iter_mut().find(|(i, _)| *i == image) {
-                Some((_, t)) => t.extend(tags.iter().copied()),
-                None => images.push((image, tags.iter().copied().collect())),
+                Some((_, t)) => {
+                    let merged: BTreeSet<&'static str> =
+                        t.iter().chain(tags.iter()).copied().collect();
+                    *t = merged.into_iter().collect();
+                }
+                None => images.push((image, tags.clone())),
             }
         }
     }
@@ -357,12 +364,13 @@ pub fn render(v: &View, now: Timestamp, style: Style) -> String {
     if !message.is_empty() {
         line(&mut out, "Message:", &message);
     }
+    // Argo leaves the strategy empty when neither is set (an InvalidSpec rollout).
     let strategy = if ro.spec.strategy.canary.is_some() {
         "Canary"
     } else if ro.spec.strategy.blue_green.is_some() {
         "BlueGreen"
     } else {
-        "Unknown"
+        ""
     };
     line(&mut out, "Strategy:", strategy);
     if ro.spec.strategy.canary.is_some() {
@@ -518,14 +526,8 @@ fn replica_set_rows(
         .annotations
         .as_ref()
         .and_then(|a| a.get(ANNOTATION_SCALE_DOWN_DEADLINE))
-        .and_then(|d| d.parse::<Timestamp>().ok())
     {
-        let left = deadline.duration_since(now).as_secs();
-        info.push(if left < 0 {
-            "delay:passed".into()
-        } else {
-            format!("delay:{}", human_duration(left))
-        });
+        info.push(format!("delay:{}", scale_down_delay(deadline, now)));
     }
     let health = replica_set_status(rs);
     rows.push(vec![
@@ -556,7 +558,93 @@ fn replica_set_rows(
     }
 }
 
+/// What is left of a ReplicaSet's scale-down delay (Argo's `ScaleDownDelay`): `passed` once the
+/// deadline is behind `now`, empty when the annotation is not a timestamp.
+fn scale_down_delay(deadline: &str, now: Timestamp) -> String {
+    match deadline.parse::<Timestamp>() {
+        Ok(d) if d < now => "passed".into(),
+        Ok(d) => human_duration(d.duration_since(now).as_secs()),
+        Err(_) => String::new(),
+    }
+}
+
 /// The frame shown when the rollout is gone (deleted while watching).
 pub fn render_missing(name: &str, namespace: &str) -> String {
     format!("Rollout '{name}' not found in namespace '{namespace}' (deleted?)\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rs(hash: &str, image: &str) -> ReplicaSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("frontend-{hash}"), "uid": format!("uid-{hash}"),
+                "labels": {"rollouts-pod-template-hash": hash},
+                "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                    "name": "frontend", "uid": "uid-ro"}]},
+            "spec": {"replicas": 1, "selector": {}, "template": {"spec": {"containers": [
+                {"name": "app", "image": image}]}}},
+            "status": {"replicas": 1}
+        }))
+        .unwrap_or_else(|e| panic!("fixture: {e}"))
+    }
+
+    fn blue_green(active: &str, preview: &str, stable: &str) -> Rollout {
+        serde_json::from_value(json!({
+            "metadata": {"name": "frontend", "uid": "uid-ro"},
+            "spec": {"selector": {}, "template": {}, "strategy": {"blueGreen": {"activeService": "a"}}},
+            "status": {"stableRS": stable,
+                "blueGreen": {"activeSelector": active, "previewSelector": preview}}
+        }))
+        .unwrap_or_else(|e| panic!("fixture: {e}"))
+    }
+
+    fn image_tags(ro: &Rollout, rss: &[ReplicaSet]) -> Vec<(String, Vec<&'static str>)> {
+        let v = View {
+            rollout: ro,
+            replica_sets: rss,
+            pods: &[],
+            analysis_runs: &[],
+        };
+        let status = ro.status.clone().unwrap_or_default();
+        images(&v, &status, &rss.iter().collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn image_tags_keep_role_order_until_merged() {
+        let ro = blue_green("old", "new", "old");
+        // Each image from one ReplicaSet: the roles in Argo's order, stable before active.
+        let tags = image_tags(&ro, &[rs("new", "app:v2"), rs("old", "app:v1")]);
+        assert_eq!(
+            tags,
+            vec![
+                ("app:v1".to_string(), vec![TAG_STABLE, TAG_ACTIVE]),
+                ("app:v2".to_string(), vec![TAG_PREVIEW]),
+            ]
+        );
+        // One image in both ReplicaSets (a template change that kept the image): merged and
+        // sorted, as Argo's mergeTags leaves them.
+        let tags = image_tags(&ro, &[rs("new", "app:v1"), rs("old", "app:v1")]);
+        assert_eq!(
+            tags,
+            vec![(
+                "app:v1".to_string(),
+                vec![TAG_ACTIVE, TAG_PREVIEW, TAG_STABLE]
+            )]
+        );
+    }
+
+    #[test]
+    fn scale_down_delay_as_argo_prints_it() {
+        let now: Timestamp = "2026-01-01T12:00:00Z"
+            .parse()
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        assert_eq!(scale_down_delay("2026-01-01T12:00:25Z", now), "25s");
+        assert_eq!(scale_down_delay("2026-01-01T16:00:00Z", now), "4h");
+        assert_eq!(scale_down_delay("2026-01-01T12:00:00Z", now), "0s");
+        assert_eq!(scale_down_delay("2026-01-01T11:59:59Z", now), "passed");
+        assert_eq!(scale_down_delay("soon", now), "");
+    }
 }
