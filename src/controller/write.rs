@@ -12,8 +12,10 @@ use std::fmt::Debug;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -56,8 +58,26 @@ pub struct Writer {
     client: Client,
     limiter: RateLimiter,
     leadership: Leadership,
-    recorder: Recorder,
+    reporter: Reporter,
+    /// Events recorded in the last few minutes, by what makes one event the same as another.
+    events: tokio::sync::Mutex<std::collections::HashMap<EventKey, K8sEvent>>,
 }
+
+/// Two events are one (a series) when everything about them is equal, the message included:
+/// kube-runtime's recorder leaves the message out, so a second "Switched selector ... to b"
+/// would only count up the first "... to a".
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct EventKey {
+    warning: bool,
+    reason: String,
+    note: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+    uid: Option<String>,
+}
+
+/// How long an event may still be continued as a series (client-go's and kube-runtime's).
+const EVENT_SERIES_TTL: jiff::SignedDuration = jiff::SignedDuration::from_mins(6);
 
 impl Writer {
     /// Events are reported as `reporter`.
@@ -68,7 +88,8 @@ impl Writer {
         reporter: Reporter,
     ) -> Self {
         Writer {
-            recorder: Recorder::new(client.clone(), reporter),
+            reporter,
+            events: tokio::sync::Mutex::default(),
             client,
             limiter,
             leadership,
@@ -198,9 +219,82 @@ impl Writer {
             debug!("event {} not recorded: {e}", ev.reason);
             return;
         }
-        if let Err(e) = self.recorder.publish(ev, reference).await {
+        if let Err(e) = self.publish(ev, reference).await {
             warn!("could not record event {}: {e}", ev.reason);
         }
+    }
+
+    /// Create the event, or count up the series of the same event recorded in the last six
+    /// minutes (as kube-runtime's recorder does, but keyed by the message too).
+    async fn publish(&self, ev: &Event, reference: &ObjectReference) -> Result<(), kube::Error> {
+        let now = jiff::Timestamp::now();
+        let key = EventKey {
+            warning: matches!(ev.type_, EventType::Warning),
+            reason: ev.reason.clone(),
+            note: ev.note.clone(),
+            namespace: reference.namespace.clone(),
+            name: reference.name.clone(),
+            uid: reference.uid.clone(),
+        };
+        let mut cache = self.events.lock().await;
+        cache.retain(|_, e| {
+            let last = e
+                .series
+                .as_ref()
+                .map(|s| s.last_observed_time.0)
+                .or(e.event_time.as_ref().map(|t| t.0));
+            last.is_none_or(|t| t + EVENT_SERIES_TTL > now)
+        });
+        let ns = reference
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &ns);
+        if let Some(prev) = cache.get(&key) {
+            let mut event = prev.clone();
+            let count = event.series.as_ref().map_or(2, |s| s.count + 1);
+            event.series = Some(EventSeries {
+                count,
+                last_observed_time: MicroTime(now),
+            });
+            api.patch(&event.name_any(), &Self::params(), &Patch::Merge(&event))
+                .await?;
+            cache.insert(key, event);
+            return Ok(());
+        }
+        let event = K8sEvent {
+            action: Some(ev.action.clone()),
+            reason: Some(ev.reason.clone()),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(reference.clone()),
+            note: ev.note.clone(),
+            metadata: ObjectMeta {
+                namespace: reference.namespace.clone(),
+                name: Some(format!(
+                    "{}.{:x}",
+                    reference.name.as_ref().unwrap_or(&self.reporter.controller),
+                    now.as_nanosecond()
+                )),
+                ..ObjectMeta::default()
+            },
+            reporting_controller: Some(self.reporter.controller.clone()),
+            reporting_instance: Some(
+                self.reporter
+                    .instance
+                    .clone()
+                    .unwrap_or_else(|| self.reporter.controller.clone()),
+            ),
+            type_: Some(if key.warning { "Warning" } else { "Normal" }.into()),
+            related: ev.secondary.clone(),
+            ..K8sEvent::default()
+        };
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        let created = api.create(&pp, &event).await?;
+        cache.insert(key, created);
+        Ok(())
     }
 }
 

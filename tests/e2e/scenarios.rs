@@ -597,9 +597,9 @@ pub async fn not_implemented_is_reported(c: &Cluster) -> Result<()> {
         })
         .await?;
     let msg = v.condition_message("NotImplemented").unwrap_or_default();
-    for field in ["spec.strategy.canary.trafficRouting.istio (traffic is not shifted"] {
-        ensure!(msg.contains(field), "{field} missing from: {msg}");
-    }
+    let field = "spec.strategy.canary.trafficRouting.istio (traffic is not shifted";
+    ensure!(msg.contains(field), "{field} missing from: {msg}");
+    ensure!(!msg.contains("Service"), "Services are managed: {msg}");
     ensure!(v.phase() == "Healthy", "phase {}", v.phase());
     let events: Api<Event> = Api::namespaced(f.client.clone(), &f.ns);
     let mut warned = Vec::new();
