@@ -97,9 +97,21 @@ impl Plan {
     /// Argo's `scaleReplicaSetAndRecordEvent`: set `rs` to `size` (and its desired-replicas
     /// annotation to `desired`), recording a scaling event. Returns whether the size changed.
     pub fn scale(&mut self, rs: &ReplicaSet, size: i32, desired: i32) -> bool {
-        let old = rs.spec_replicas();
+        // A size this plan already gives the ReplicaSet (blue-green's stable ReplicaSet is also
+        // the new one once promoted) is not decided, or reported, twice.
+        let planned = self
+            .updates
+            .iter()
+            .find(|u| u.name == rs.name())
+            .and_then(|u| u.replicas);
+        let old = planned.unwrap_or_else(|| rs.spec_replicas());
         let want = desired.to_string();
-        let annotate = rs.annotations().get(ANNOTATION_DESIRED_REPLICAS) != Some(&want);
+        let annotate = rs.annotations().get(ANNOTATION_DESIRED_REPLICAS) != Some(&want)
+            && self
+                .updates
+                .iter()
+                .find(|u| u.name == rs.name())
+                .is_none_or(|u| u.annotations.get(ANNOTATION_DESIRED_REPLICAS) != Some(&want));
         let resize = old != size;
         if !resize && !annotate {
             return false;

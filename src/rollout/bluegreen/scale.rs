@@ -43,9 +43,7 @@ impl BlueGreen<'_> {
         let Some(preview) = self.bg.preview_replica_count else {
             return r;
         };
-        let Some(new) = self.cx.rs.new_rs else {
-            return preview;
-        };
+        let new_name = self.cx.rs.new_name.as_str();
         let prev_active = self
             .cx
             .prev
@@ -59,13 +57,13 @@ impl BlueGreen<'_> {
             .all
             .iter()
             .find(|rs| !prev_active.is_empty() && rs.hash() == Some(prev_active.as_str()));
-        if active.is_none_or(|a| a.name() == new.name()) {
+        if active.is_none_or(|a| a.name() == new_name) {
             return r;
         }
         if self.cx.prev.promote_full.unwrap_or(false) {
             return r;
         }
-        if new.hash() != self.cx.prev.current_pod_hash.as_deref() {
+        if Some(self.cx.rs.new_hash.as_str()) != self.cx.prev.current_pod_hash.as_deref() {
             return preview;
         }
         let not_paused = !self.cx.ro.spec.paused.unwrap_or(false)
@@ -147,6 +145,7 @@ impl BlueGreen<'_> {
     /// Argo's `reconcileNewReplicaSet` (blue-green part).
     fn reconcile_new_replica_set(&mut self) {
         let Some(new) = self.cx.rs.new_rs else {
+            self.scale_created();
             return;
         };
         let r = self.cx.replicas;
@@ -173,6 +172,26 @@ impl BlueGreen<'_> {
             }
         }
         self.cx.plan.scale(new, want, r);
+    }
+
+    /// Argo scales the ReplicaSet it just created (at 0) in the same reconcile; Sluice creates
+    /// it at that size, with the same `ScalingReplicaSet` event.
+    fn scale_created(&mut self) {
+        let want = self.new_replicas();
+        let name = self.cx.rs.new_name.clone();
+        let revision = self.cx.rs.new_revision;
+        let Some(rs) = self.cx.plan.create.as_mut() else {
+            return;
+        };
+        if want <= 0 {
+            return;
+        }
+        rs.spec.replicas = Some(want);
+        self.cx.event(
+            false,
+            REASON_SCALING_REPLICA_SET,
+            format!("Scaled up ReplicaSet {name} (revision {revision}) from 0 to {want}"),
+        );
     }
 
     /// Argo's `isReplicaSetReferenced`: a ReplicaSet a status selector or a Service still points

@@ -453,3 +453,36 @@ fn canary_services_follow_stable_and_new() {
     s.settle(20);
     assert_eq!(s.service_hash("frontend-canary"), v1);
 }
+
+/// Argo's TestBlueGreenUpdate event order: the first ReplicaSet is scaled in the reconcile that
+/// creates it, and `RolloutCompleted` (Initial deploy) follows that scale-up; one scale event.
+#[test]
+fn initial_deploy_events_in_argos_order() {
+    let yaml = BG.replace("      previewService: bg-preview\n", "");
+    let mut s = Sim::new(&yaml);
+    s.add_service("bg-active", &[("app", "bg")]);
+    s.settle(20);
+    let reasons: Vec<String> = s
+        .event_reasons()
+        .into_iter()
+        .filter(|r| r != REASON_ROLLOUT_ADDED_TO_INFORMER)
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            REASON_ROLLOUT_UPDATED,
+            REASON_NEW_REPLICA_SET_CREATED,
+            REASON_SCALING_REPLICA_SET,
+            REASON_ROLLOUT_COMPLETED,
+            REASON_SWITCH_SERVICE,
+        ]
+    );
+    s.set_image("bg:v2");
+    s.settle(20);
+    let scale_events = s
+        .events
+        .iter()
+        .filter(|e| e.reason == REASON_SCALING_REPLICA_SET)
+        .count();
+    assert_eq!(scale_events, 2, "{:?}", s.events);
+}
