@@ -54,24 +54,6 @@ pub fn not_implemented(ro: &Rollout) -> Vec<String> {
             "the ping and pong Services are not switched",
         );
     }
-    if c.anti_affinity.is_some() {
-        field(
-            format!("{base}.antiAffinity"),
-            "no anti-affinity is added to the pods",
-        );
-    }
-    if c.canary_metadata.is_some() {
-        field(
-            format!("{base}.canaryMetadata"),
-            "the labels and annotations are not added to the canary pods",
-        );
-    }
-    if c.stable_metadata.is_some() {
-        field(
-            format!("{base}.stableMetadata"),
-            "the labels and annotations are not added to the stable pods",
-        );
-    }
     if c.dynamic_stable_scale.unwrap_or(false) {
         field(
             format!("{base}.dynamicStableScale"),
