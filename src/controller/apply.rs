@@ -375,18 +375,10 @@ async fn sync_pod_metadata(ctx: &Context, ns: &str, s: &PodMetadataSync) -> Resu
         }
     }
     for p in &s.pods {
-        let mut metadata = json!({ "uid": p.uid, "resourceVersion": p.resource_version });
-        if !p.labels.is_empty() {
-            metadata["labels"] = meta_patch(&p.labels);
-        }
-        if !p.annotations.is_empty() {
-            metadata["annotations"] = meta_patch(&p.annotations);
-        }
-        let patch = json!({ "metadata": metadata });
-        match writer.merge_patch::<Pod>(ns, &p.name, &patch).await {
+        match writer.replace::<Pod>(ns, &p.pod).await {
             Ok(_) => info!(pod = %p.name, "synced ephemeral metadata"),
-            // Gone: nothing to label. Changed meanwhile: the record is not written, so the next
-            // reconcile lists the pods again.
+            // Gone: nothing to label. Changed meanwhile (409): the record is not written, so
+            // the next reconcile lists the pods again.
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }

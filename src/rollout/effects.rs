@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Affinity;
+use k8s_openapi::api::core::v1::{Affinity, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::api::analysis::AnalysisRun;
@@ -153,7 +153,7 @@ pub type MetaChanges = BTreeMap<String, Option<String>>;
 /// The ephemeral metadata of one ReplicaSet's role, written in this order: its pod template (so
 /// that pods created from then on carry it), its existing pods, then the record of what they
 /// carry (the `rollout.argoproj.io/ephemeral-metadata` annotation).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PodMetadataSync {
     pub replica_set: String,
     /// `spec.template.metadata.labels` changes.
@@ -166,15 +166,16 @@ pub struct PodMetadataSync {
     pub record: Option<Option<String>>,
 }
 
-/// Labels and annotations of one pod, guarded by its uid and resourceVersion so that a pod
-/// changed or replaced since it was listed is not written (the next reconcile lists it again).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Labels and annotations of one pod. Written as an update of the pod as listed (Argo's RBAC
+/// grants `update` on pods, not `patch`), so its resourceVersion guards it: a pod changed since
+/// it was listed is not written, and the next reconcile lists it again.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PodMetadataPatch {
     pub name: String,
-    pub uid: String,
-    pub resource_version: String,
     pub labels: MetaChanges,
     pub annotations: MetaChanges,
+    /// The pod as listed, with the changes made.
+    pub pod: Pod,
 }
 
 /// Taking controller ownership of an orphaned ReplicaSet, guarded by its uid and

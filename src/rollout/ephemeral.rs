@@ -192,12 +192,14 @@ fn pod_patch(
     if labels.is_empty() && annotations.is_empty() {
         return None;
     }
+    let mut updated = pod.clone();
+    apply_changes(&mut updated.metadata.labels, &labels);
+    apply_changes(&mut updated.metadata.annotations, &annotations);
     Some(PodMetadataPatch {
         name: m.name.clone().unwrap_or_default(),
-        uid: m.uid.clone().unwrap_or_default(),
-        resource_version: m.resource_version.clone().unwrap_or_default(),
         labels,
         annotations,
+        pod: updated,
     })
 }
 

@@ -208,17 +208,15 @@ fn pods_lacking_the_metadata_are_patched_even_when_the_template_has_it() {
         pods[1].metadata.name.clone().unwrap_or_default()
     );
     assert_eq!(
-        s.pods[0].resource_version,
-        pods[1]
-            .metadata
-            .resource_version
-            .clone()
-            .unwrap_or_default()
-    );
-    assert_eq!(
         s.pods[0].labels.get("role"),
         Some(&Some("stable".to_string()))
     );
+    // The update carries the pod as listed (its resourceVersion guards it), relabelled.
+    let mut expected = pods[1].clone();
+    if let Some(l) = expected.metadata.labels.as_mut() {
+        l.insert("role".into(), "stable".into());
+    }
+    assert_eq!(s.pods[0].pod, expected);
     assert_eq!(
         s.record,
         Some(Some(r#"{"labels":{"role":"stable"}}"#.into()))

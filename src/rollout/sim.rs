@@ -354,7 +354,7 @@ impl Sim {
                     continue;
                 };
                 // The API server's precondition; the controller then stops (a 409).
-                if pod.metadata.resource_version.as_deref() != Some(&patch.resource_version) {
+                if pod.metadata.resource_version != patch.pod.metadata.resource_version {
                     conflict = true;
                     break;
                 }
