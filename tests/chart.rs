@@ -56,7 +56,7 @@ fn expected_rules(cluster: bool) -> Value {
         {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list", "watch", "create", "patch", "delete"]},
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "watch", "get", "create", "delete"]},
         {"apiGroups": [""], "resources": ["services"], "verbs": ["list", "watch", "patch"]},
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "update"]},
         {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     ])
@@ -235,9 +235,13 @@ fn cluster_role_is_exactly_what_the_controller_calls() {
             let text = rule.to_string();
             assert!(!text.contains("secrets"), "{text}");
             assert!(!text.contains("\"*\""), "{text}");
-            // Pods: list (restart only) and eviction, nothing else (no watch, no delete).
+            // Pods: list and update (restart, ephemeral metadata) and eviction, nothing else (no
+            // watch, no delete).
             if text.contains("\"pods\"") {
-                assert!(rule["verbs"] == serde_json::json!(["list"]), "{text}");
+                assert!(
+                    rule["verbs"] == serde_json::json!(["list", "update"]),
+                    "{text}"
+                );
             }
             if text.contains("pods/eviction") {
                 assert!(rule["verbs"] == serde_json::json!(["create"]), "{text}");

@@ -16,11 +16,12 @@ use tracing::{info, warn};
 use super::{Context, Error};
 use crate::api::analysis::AnalysisRun;
 use crate::api::consts::{
-    ANNOTATION_MANAGED_BY_ROLLOUTS, ANNOTATION_REVISION, LABEL_POD_TEMPLATE_HASH,
+    ANNOTATION_EPHEMERAL_METADATA, ANNOTATION_MANAGED_BY_ROLLOUTS, ANNOTATION_REVISION,
+    LABEL_POD_TEMPLATE_HASH,
 };
 use crate::api::rollout::Rollout;
 use crate::rollout::Plan;
-use crate::rollout::effects::{PlannedEvent, ServiceChange};
+use crate::rollout::effects::{MetaChanges, PlannedEvent, PodMetadataSync, ServiceChange};
 use crate::rollout::status::create_failed;
 
 /// A token bucket shared by all writes (`--qps`, `--burst`).
@@ -131,6 +132,10 @@ pub async fn apply(
         }
         info!(replicaset = %rs_name, "created ReplicaSet");
     }
+    // Before any scaling: pods a scale-up creates must carry the metadata of their role.
+    for s in &plan.pod_metadata {
+        sync_pod_metadata(ctx, ns, s).await?;
+    }
     for u in &plan.updates {
         let mut patch = json!({});
         if !u.annotations.is_empty() || !u.remove_annotations.is_empty() {
@@ -145,6 +150,12 @@ pub async fn apply(
         }
         if let Some(m) = u.min_ready_seconds {
             patch["spec"]["minReadySeconds"] = json!(m);
+        }
+        if let Some(a) = &u.affinity {
+            let (from, to) = (serde_json::to_value(&a.from)?, serde_json::to_value(&a.to)?);
+            if let Some(d) = merge_diff(&from, &to) {
+                patch["spec"]["template"]["spec"]["affinity"] = d;
+            }
         }
         match writer.merge_patch::<ReplicaSet>(ns, &u.name, &patch).await {
             Ok(_) => {}
@@ -327,6 +338,98 @@ pub async fn rollout_pods(
                 .any(|o| uids.contains(&o.uid))
         })
         .collect())
+}
+
+/// The pods of one ReplicaSet: one list by its selector (which carries its pod-template hash),
+/// owner-filtered.
+pub async fn replica_set_pods(
+    client: &kube::Client,
+    ns: &str,
+    rs: &ReplicaSet,
+) -> Result<Vec<k8s_openapi::api::core::v1::Pod>, Error> {
+    use k8s_openapi::api::core::v1::Pod;
+    let selector = crate::api::selector::format_selector(&rs.spec.selector);
+    let uid = rs.metadata.uid.clone().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pods = api
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await?;
+    Ok(pods
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.uid == uid)
+        })
+        .collect())
+}
+
+/// `{key: value}` for what to set and `{key: null}` for what to remove: a merge patch's map.
+fn meta_patch(changes: &MetaChanges) -> Value {
+    Value::Object(
+        changes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_ref().map_or(Value::Null, |v| json!(v))))
+            .collect(),
+    )
+}
+
+/// Ephemeral metadata, per ReplicaSet in this order: its template (so that pods created from
+/// now on carry it), its pods, then its record annotation (which says the pods are done).
+async fn sync_pod_metadata(ctx: &Context, ns: &str, s: &PodMetadataSync) -> Result<(), Error> {
+    use k8s_openapi::api::core::v1::Pod;
+    let writer = &ctx.writer;
+    let record = s
+        .record
+        .as_ref()
+        .map(|r| json!({ ANNOTATION_EPHEMERAL_METADATA: r }));
+    let mut rs_patch = json!({});
+    if !s.template_labels.is_empty() {
+        rs_patch["spec"]["template"]["metadata"]["labels"] = meta_patch(&s.template_labels);
+    }
+    if !s.template_annotations.is_empty() {
+        rs_patch["spec"]["template"]["metadata"]["annotations"] =
+            meta_patch(&s.template_annotations);
+    }
+    // With no pods to patch in between, the record goes with the template.
+    let record_now = s.pods.is_empty();
+    if record_now && let Some(r) = &record {
+        rs_patch["metadata"]["annotations"] = r.clone();
+    }
+    if rs_patch != json!({}) {
+        match writer
+            .merge_patch::<ReplicaSet>(ns, &s.replica_set, &rs_patch)
+            .await
+        {
+            Ok(_) => info!(replicaset = %s.replica_set, "synced ephemeral metadata"),
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    for p in &s.pods {
+        match writer.replace::<Pod>(ns, &p.pod).await {
+            Ok(_) => info!(pod = %p.name, "synced ephemeral metadata"),
+            // Gone: nothing to label. Changed meanwhile (409): the record is not written, so
+            // the next reconcile lists the pods again.
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if !record_now && let Some(r) = record {
+        let patch = json!({ "metadata": { "annotations": r } });
+        match writer
+            .merge_patch::<ReplicaSet>(ns, &s.replica_set, &patch)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

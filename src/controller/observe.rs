@@ -1,7 +1,7 @@
 //! Observe: read one Rollout's snapshot out of the reflector caches (and, only while a restart
-//! is due, its pods from the API). The planner decides everything; this module only asks it
-//! which names to look up (`classify::wanted_name`) and whether pods are needed
-//! (`restart::restart_due`).
+//! is due or a ReplicaSet's ephemeral metadata is out of date, pods from the API). The planner
+//! decides everything; this module only asks it which names to look up (`classify::wanted_name`)
+//! and which pods are needed (`restart::restart_due`, `ephemeral::pods_needed`).
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -14,6 +14,7 @@ use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplat
 use crate::api::rollout::Rollout;
 use crate::rollout::Observed;
 use crate::rollout::classify::wanted_name;
+use crate::rollout::ephemeral::pods_needed;
 use crate::rollout::observed::{referenced_templates, runs_to_look_up};
 use crate::rollout::restart::restart_due;
 
@@ -139,11 +140,21 @@ pub async fn observe<'a>(
         }
     }
     let (templates, cluster_templates) = templates_of(ctx, ro, ns);
-    // Pods are read only while a restart is due: one label-selected list, never a cache.
+    // Pods are read only while a restart is due (all of them) or while a ReplicaSet's pods may
+    // lack the metadata of its role (those of that ReplicaSet): label-selected lists, never a
+    // cache.
     let pods = if restart_due(ro, now) {
         Some(apply::rollout_pods(&ctx.client, ns, ro, &replica_sets).await?)
     } else {
-        None
+        let needed = pods_needed(ro, &replica_sets);
+        let mut pods = Vec::new();
+        for rs in replica_sets
+            .iter()
+            .filter(|rs| needed.contains(&rs.name_any()))
+        {
+            pods.extend(apply::replica_set_pods(&ctx.client, ns, rs).await?);
+        }
+        (!needed.is_empty()).then_some(pods)
     };
     Ok(Snapshot {
         services: services_of(ctx, ro, ns),

@@ -174,6 +174,17 @@ impl Writer {
         Ok(self.api::<K>(ns).create(&pp, obj).await?)
     }
 
+    /// Replace `obj` (an update, guarded by the resourceVersion it carries). Only for kinds whose
+    /// RBAC in Argo's manifests grants `update` but not `patch` (pods, for ephemeral metadata).
+    pub async fn replace<K: Writable>(&self, ns: &str, obj: &K) -> Result<K, Error> {
+        self.permit().await?;
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        Ok(self.api::<K>(ns).replace(&obj.name_any(), &pp, obj).await?)
+    }
+
     /// Delete an object, its dependents in the background. `Ok(false)` when it was already gone.
     pub async fn delete<K: Writable>(&self, ns: &str, name: &str) -> Result<bool, Error> {
         self.permit().await?;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Affinity, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::api::analysis::AnalysisRun;
@@ -36,6 +37,8 @@ pub struct Plan {
     pub evict: Vec<String>,
     /// Service selector switches and releases, in order.
     pub services: Vec<ServiceChange>,
+    /// Ephemeral metadata to sync, per ReplicaSet: its pod template, its pods, its record.
+    pub pod_metadata: Vec<PodMetadataSync>,
     /// AnalysisRuns to create.
     pub create_runs: Vec<AnalysisRun>,
     /// AnalysisRuns to stop (`spec.terminate: true`).
@@ -63,6 +66,7 @@ impl Plan {
             && self.status.is_none()
             && self.evict.is_empty()
             && self.services.is_empty()
+            && self.pod_metadata.is_empty()
             && self.create_runs.is_empty()
             && self.terminate_runs.is_empty()
             && self.delete_runs.is_empty()
@@ -149,7 +153,7 @@ pub struct ServiceChange {
 }
 
 /// A change to an existing ReplicaSet.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RsUpdate {
     pub name: String,
     /// New `spec.replicas`, when it changes.
@@ -160,6 +164,47 @@ pub struct RsUpdate {
     pub remove_annotations: Vec<String>,
     /// New `spec.minReadySeconds`, when it changes (the new ReplicaSet follows the Rollout's).
     pub min_ready_seconds: Option<i32>,
+    /// New `spec.template.spec.affinity` (the injected anti-affinity term follows the stable
+    /// ReplicaSet), with the observed one to diff against.
+    pub affinity: Option<AffinityChange>,
+}
+
+/// A pod template's affinity, from what was observed to what it should be.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AffinityChange {
+    pub from: Option<Affinity>,
+    pub to: Option<Affinity>,
+}
+
+/// Labels or annotations to set (`Some`) or remove (`None`).
+pub type MetaChanges = BTreeMap<String, Option<String>>;
+
+/// The ephemeral metadata of one ReplicaSet's role, written in this order: its pod template (so
+/// that pods created from then on carry it), its existing pods, then the record of what they
+/// carry (the `rollout.argoproj.io/ephemeral-metadata` annotation).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PodMetadataSync {
+    pub replica_set: String,
+    /// `spec.template.metadata.labels` changes.
+    pub template_labels: MetaChanges,
+    /// `spec.template.metadata.annotations` changes.
+    pub template_annotations: MetaChanges,
+    /// The pods to patch.
+    pub pods: Vec<PodMetadataPatch>,
+    /// New value of the ReplicaSet's ephemeral-metadata annotation; `Some(None)` removes it.
+    pub record: Option<Option<String>>,
+}
+
+/// Labels and annotations of one pod. Written as an update of the pod as listed (Argo's RBAC
+/// grants `update` on pods, not `patch`), so its resourceVersion guards it: a pod changed since
+/// it was listed is not written, and the next reconcile lists it again.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PodMetadataPatch {
+    pub name: String,
+    pub labels: MetaChanges,
+    pub annotations: MetaChanges,
+    /// The pod as listed, with the changes made.
+    pub pod: Pod,
 }
 
 /// Taking controller ownership of an orphaned ReplicaSet, guarded by its uid and

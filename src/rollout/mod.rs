@@ -4,6 +4,7 @@
 //! stages `revision`, `restart` and `analysis`, the strategy (`canary`; blue-green will stand
 //! beside it), and `status` (every condition, phase and message), all writing one `effects::Plan`.
 
+pub mod affinity;
 pub mod analysis;
 pub mod bluegreen;
 pub mod canary;
@@ -11,6 +12,7 @@ pub mod classify;
 pub mod ctx;
 pub mod duration;
 pub mod effects;
+pub mod ephemeral;
 pub mod hash;
 pub mod observed;
 pub mod references;

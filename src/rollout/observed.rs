@@ -27,7 +27,8 @@ pub struct Observed<'a> {
     pub templates: &'a [AnalysisTemplate],
     /// The ClusterAnalysisTemplates the Rollout references (those that exist).
     pub cluster_templates: &'a [ClusterAnalysisTemplate],
-    /// The Rollout's pods, read only while a restart is due (`restart::restart_due`).
+    /// Pods, read only while a restart is due (all of the Rollout's: `restart::restart_due`) or
+    /// while ReplicaSets' pods may lack their role's metadata (theirs: `ephemeral::pods_needed`).
     pub pods: Option<&'a [Pod]>,
     /// ReplicaSets of the namespace without a controller owner (candidates for adoption).
     pub orphans: &'a [ReplicaSet],

@@ -12,7 +12,9 @@ use crate::api::consts::*;
 use crate::api::rollout::Rollout;
 use crate::rollout::classify::{Classified, desired_template, owner_reference};
 use crate::rollout::ctx::Ctx;
+use crate::rollout::effects::AffinityChange;
 use crate::rollout::observed::RsExt;
+use crate::rollout::{affinity, ephemeral};
 
 /// Rollout annotations that are not copied onto its ReplicaSets.
 const NOT_COPIED_ANNOTATIONS: &[&str] = &[
@@ -47,7 +49,7 @@ pub fn sync_revision(cx: &mut Ctx, create: bool) {
         );
     }
     if cx.rs.creating {
-        let rs = build_replica_set(cx.ro, &cx.rs, cx.replicas, &revision);
+        let rs = build_replica_set(cx.ro, &cx.rs, cx.stable_hash(), cx.replicas, &revision);
         cx.plan.create = Some(rs);
         let msg = format!(
             "Created ReplicaSet {} (revision {revision})",
@@ -76,17 +78,47 @@ pub fn sync_revision(cx: &mut Ctx, create: bool) {
             }
             cx.plan.update_for(rs.name()).annotations.extend(ann);
         }
+        // Argo rewrites the injected anti-affinity term with any of these updates, and on its
+        // own when the term names another ReplicaSet than the stable one.
+        let touched = cx.plan.updates.iter().any(|u| u.name == rs.name());
+        let live = rs
+            .spec
+            .template
+            .as_ref()
+            .and_then(|t| t.spec.as_ref())
+            .and_then(|s| s.affinity.as_ref());
+        let (stable, new) = (cx.stable_hash(), cx.rs.new_hash.as_str());
+        if touched || affinity::needs_update(cx.ro, live, stable, new) {
+            let own = desired_template(cx.ro).spec.and_then(|s| s.affinity);
+            let to = affinity::generate(cx.ro, own.as_ref(), stable, new);
+            if to.as_ref() != live {
+                let from = live.cloned();
+                cx.plan.update_for(rs.name()).affinity = Some(AffinityChange { from, to });
+            }
+        }
     }
 }
 
-/// The new ReplicaSet, at size 0: the strategy scales it.
-fn build_replica_set(ro: &Rollout, cls: &Classified, replicas: i32, revision: &str) -> ReplicaSet {
+/// The new ReplicaSet, at size 0: the strategy scales it. Its pods carry the anti-affinity
+/// term against the stable ReplicaSet (`stable_hash`) and the metadata of their role.
+fn build_replica_set(
+    ro: &Rollout,
+    cls: &Classified,
+    stable_hash: &str,
+    replicas: i32,
+    revision: &str,
+) -> ReplicaSet {
     let mut template = desired_template(ro);
+    if let Some(spec) = template.spec.as_mut() {
+        spec.affinity = affinity::generate(ro, spec.affinity.as_ref(), stable_hash, &cls.new_hash);
+    }
     let meta = template.metadata.get_or_insert_with(ObjectMeta::default);
     meta.labels
         .get_or_insert_with(BTreeMap::new)
         .insert(LABEL_POD_TEMPLATE_HASH.to_string(), cls.new_hash.clone());
+    // The ReplicaSet's own labels are the template's before the ephemeral ones (as Argo's).
     let labels = meta.labels.clone();
+    let record = ephemeral::inject(&mut template, ephemeral::creation_metadata(ro, cls));
     let mut selector: LabelSelector = ro.spec.selector.clone().unwrap_or_default();
     selector
         .match_labels
@@ -102,6 +134,9 @@ fn build_replica_set(ro: &Rollout, cls: &Classified, replicas: i32, revision: &s
         .collect();
     annotations.insert(ANNOTATION_REVISION.into(), revision.into());
     annotations.insert(ANNOTATION_DESIRED_REPLICAS.into(), replicas.to_string());
+    if let Some(r) = record {
+        annotations.insert(ANNOTATION_EPHEMERAL_METADATA.into(), r);
+    }
     ReplicaSet {
         metadata: ObjectMeta {
             name: Some(cls.new_name.clone()),

@@ -6,16 +6,18 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::{Service, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::core::v1::{Pod, Service, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
 use crate::api::analysis::{AnalysisRun, AnalysisRunStatus, AnalysisTemplate};
 use crate::api::consts::{
-    ANNOTATION_MANAGED_BY_ROLLOUTS, ANNOTATION_REVISION, LABEL_POD_TEMPLATE_HASH,
+    ANNOTATION_EPHEMERAL_METADATA, ANNOTATION_MANAGED_BY_ROLLOUTS, ANNOTATION_REVISION,
+    LABEL_POD_TEMPLATE_HASH,
 };
 use crate::api::rollout::{Rollout, RolloutStatus};
 use crate::rollout::Observed;
 use crate::rollout::effects::{Plan, PlannedEvent};
+use crate::rollout::ephemeral::{apply_changes, pods_needed};
 use crate::rollout::observed::RsExt;
 use crate::rollout::plan;
 
@@ -45,6 +47,10 @@ pub struct Sim {
     pub gone_runs: Vec<String>,
     /// Services of the namespace.
     pub services: Vec<Service>,
+    /// Play the ReplicaSet controller's pods too (created from the template as it is then,
+    /// listed for the planner as the controller's observe step would).
+    pub track_pods: bool,
+    pub pod_list: Vec<Pod>,
     serial: i64,
 }
 
@@ -70,6 +76,8 @@ impl Sim {
             templates: Vec::new(),
             gone_runs: Vec::new(),
             services: Vec::new(),
+            track_pods: false,
+            pod_list: Vec::new(),
             serial: 0,
         }
     }
@@ -88,6 +96,7 @@ impl Sim {
 
     /// Plan at `now` and apply the plan; pods then settle.
     pub fn reconcile(&mut self) -> Plan {
+        let listed = self.listed_pods();
         let obs = Observed {
             rollout: &self.ro,
             replica_sets: &self.rss,
@@ -95,7 +104,7 @@ impl Sim {
             gone_runs: &self.gone_runs,
             templates: &self.templates,
             cluster_templates: &[],
-            pods: None,
+            pods: listed.as_deref(),
             orphans: &[],
             same_name: None,
             services: &self.services,
@@ -128,6 +137,7 @@ impl Sim {
             rs.metadata.creation_timestamp =
                 Some(Time(crate::time::add_seconds(self.now, self.serial)));
             rs.metadata.generation = Some(1);
+            rs.metadata.uid = Some(format!("uid-{}", rs.name()));
             rs.status = Some(ReplicaSetStatus {
                 observed_generation: Some(1),
                 ..Default::default()
@@ -148,9 +158,15 @@ impl Sim {
                 if let Some(m) = u.min_ready_seconds {
                     rs.spec.min_ready_seconds = Some(m);
                 }
+                if let Some(a) = &u.affinity
+                    && let Some(spec) = rs.spec.template.as_mut().and_then(|t| t.spec.as_mut())
+                {
+                    spec.affinity = a.to.clone();
+                }
                 self.writes += 1;
             }
         }
+        self.apply_pod_metadata(p);
         self.rss
             .retain(|rs| !p.deletes.iter().any(|d| d == rs.name()));
         self.writes += p.deletes.len();
@@ -222,6 +238,9 @@ impl Sim {
     }
 
     fn settle_pods(&mut self) {
+        if self.track_pods {
+            self.play_replica_sets();
+        }
         for rs in &mut self.rss {
             let spec = rs.spec_replicas();
             let never = rs
@@ -353,4 +372,133 @@ impl Sim {
             .filter_map(|r| r.metadata.name.clone())
             .collect()
     }
+}
+
+impl Sim {
+    /// The pods the controller's observe step would list: those of `pods_needed`.
+    fn listed_pods(&self) -> Option<Vec<Pod>> {
+        if !self.track_pods {
+            return None;
+        }
+        let needed = pods_needed(&self.ro, &self.rss);
+        if needed.is_empty() {
+            return None;
+        }
+        let uids: Vec<String> = self
+            .rss
+            .iter()
+            .filter(|rs| needed.iter().any(|n| n == rs.name()))
+            .filter_map(|rs| rs.metadata.uid.clone())
+            .collect();
+        Some(
+            self.pod_list
+                .iter()
+                .filter(|p| owner_uid(p).is_some_and(|u| uids.contains(&u)))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    fn apply_pod_metadata(&mut self, p: &Plan) {
+        for s in &p.pod_metadata {
+            if let Some(rs) = self.rss.iter_mut().find(|r| r.name() == s.replica_set) {
+                let meta = rs
+                    .spec
+                    .template
+                    .get_or_insert_with(Default::default)
+                    .metadata
+                    .get_or_insert_with(Default::default);
+                apply_changes(&mut meta.labels, &s.template_labels);
+                apply_changes(&mut meta.annotations, &s.template_annotations);
+                self.writes += 1;
+            }
+            let mut conflict = false;
+            for patch in &s.pods {
+                let Some(pod) = self
+                    .pod_list
+                    .iter_mut()
+                    .find(|x| x.metadata.name.as_deref() == Some(patch.name.as_str()))
+                else {
+                    continue;
+                };
+                // The API server's precondition; the controller then stops (a 409).
+                if pod.metadata.resource_version != patch.pod.metadata.resource_version {
+                    conflict = true;
+                    break;
+                }
+                apply_changes(&mut pod.metadata.labels, &patch.labels);
+                apply_changes(&mut pod.metadata.annotations, &patch.annotations);
+                self.serial += 1;
+                pod.metadata.resource_version = Some(format!("{}", 1000 + self.serial));
+                self.writes += 1;
+            }
+            if !conflict
+                && let Some(r) = &s.record
+                && let Some(rs) = self.rss.iter_mut().find(|r| r.name() == s.replica_set)
+            {
+                let ann = rs.metadata.annotations.get_or_insert_with(BTreeMap::new);
+                match r {
+                    Some(r) => ann.insert(ANNOTATION_EPHEMERAL_METADATA.into(), r.clone()),
+                    None => ann.remove(ANNOTATION_EPHEMERAL_METADATA),
+                };
+            }
+        }
+    }
+
+    /// Create and delete pods so each ReplicaSet has `spec.replicas` of them, new pods taking
+    /// the template's metadata as it is now.
+    fn play_replica_sets(&mut self) {
+        for rs in &self.rss {
+            let uid = rs.metadata.uid.clone().unwrap_or_default();
+            let mut have: Vec<usize> = (0..self.pod_list.len())
+                .filter(|i| owner_uid(&self.pod_list[*i]).as_deref() == Some(uid.as_str()))
+                .collect();
+            let want = usize::try_from(rs.spec_replicas()).unwrap_or(0);
+            while have.len() > want {
+                if let Some(i) = have.pop() {
+                    self.pod_list.remove(i);
+                }
+            }
+            for _ in have.len()..want {
+                self.serial += 1;
+                let tmeta = rs
+                    .spec
+                    .template
+                    .as_ref()
+                    .and_then(|t| t.metadata.clone())
+                    .unwrap_or_default();
+                self.pod_list.push(Pod {
+                    metadata: ObjectMeta {
+                        name: Some(format!("{}-{}", rs.name(), self.serial)),
+                        uid: Some(format!("pod-uid-{}", self.serial)),
+                        resource_version: Some("1".into()),
+                        labels: tmeta.labels,
+                        annotations: tmeta.annotations,
+                        owner_references: Some(vec![OwnerReference {
+                            uid: uid.clone(),
+                            controller: Some(true),
+                            ..OwnerReference::default()
+                        }]),
+                        ..ObjectMeta::default()
+                    },
+                    ..Pod::default()
+                });
+            }
+        }
+        let live: Vec<String> = self
+            .rss
+            .iter()
+            .filter_map(|rs| rs.metadata.uid.clone())
+            .collect();
+        self.pod_list
+            .retain(|p| owner_uid(p).is_some_and(|u| live.contains(&u)));
+    }
+}
+
+fn owner_uid(p: &Pod) -> Option<String> {
+    p.metadata
+        .owner_references
+        .as_ref()?
+        .first()
+        .map(|o| o.uid.clone())
 }

@@ -5,13 +5,11 @@
 //! instead (see `rollout::plan`). Keep this list and the README's compatibility
 //! section in step.
 
-use crate::api::rollout::{BlueGreenStrategy, Rollout, RolloutTrafficRouting};
+use crate::api::rollout::{Rollout, RolloutTrafficRouting};
 
 /// One line per field the spec uses that is not acted on, in spec order.
 pub fn not_implemented(ro: &Rollout) -> Vec<String> {
-    if let Some(bg) = ro.spec.strategy.blue_green.as_ref() {
-        return blue_green(bg);
-    }
+    // Blue-green: every field is acted on.
     let Some(c) = ro.spec.strategy.canary.as_ref() else {
         return Vec::new();
     };
@@ -43,24 +41,6 @@ pub fn not_implemented(ro: &Rollout) -> Vec<String> {
         field(
             format!("{base}.pingPong"),
             "the ping and pong Services are not switched",
-        );
-    }
-    if c.anti_affinity.is_some() {
-        field(
-            format!("{base}.antiAffinity"),
-            "no anti-affinity is added to the pods",
-        );
-    }
-    if c.canary_metadata.is_some() {
-        field(
-            format!("{base}.canaryMetadata"),
-            "the labels and annotations are not added to the canary pods",
-        );
-    }
-    if c.stable_metadata.is_some() {
-        field(
-            format!("{base}.stableMetadata"),
-            "the labels and annotations are not added to the stable pods",
         );
     }
     if c.dynamic_stable_scale.unwrap_or(false) {
@@ -102,33 +82,6 @@ pub fn not_implemented(ro: &Rollout) -> Vec<String> {
             );
         }
     }
-    out
-}
-
-/// What a blue-green spec uses that is not acted on.
-fn blue_green(bg: &BlueGreenStrategy) -> Vec<String> {
-    let base = "spec.strategy.blueGreen";
-    let mut out = Vec::new();
-    let mut field = |present: bool, path: &str, instead: &str| {
-        if present {
-            out.push(format!("{base}.{path} ({instead})"));
-        }
-    };
-    field(
-        bg.anti_affinity.is_some(),
-        "antiAffinity",
-        "no anti-affinity is added to the pods",
-    );
-    field(
-        bg.active_metadata.is_some(),
-        "activeMetadata",
-        "the labels and annotations are not added to the active pods",
-    );
-    field(
-        bg.preview_metadata.is_some(),
-        "previewMetadata",
-        "the labels and annotations are not added to the preview pods",
-    );
     out
 }
 

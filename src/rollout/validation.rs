@@ -6,7 +6,7 @@ use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::api::rollout::Rollout;
+use crate::api::rollout::{AntiAffinity, Rollout};
 use crate::rollout::replicas::value_from_int_or_percent;
 use crate::time::pause_duration_seconds;
 
@@ -294,6 +294,7 @@ fn validate_strategy(ro: &Rollout, errs: &mut Vec<FieldError>) {
                     SCALE_DOWN_LIMIT,
                 ));
             }
+            validate_anti_affinity(bg.anti_affinity.as_ref(), "spec.strategy", errs);
         }
         (None, Some(_)) => validate_canary(ro, errs),
     }
@@ -502,6 +503,40 @@ fn validate_canary(ro: &Rollout, errs: &mut Vec<FieldError>) {
                 }
             }
         }
+    }
+    validate_anti_affinity(canary.anti_affinity.as_ref(), path, errs);
+}
+
+/// Argo's `ValidateRolloutStrategyAntiAffinity`: exactly one rule, a weight of 1 to 100.
+fn validate_anti_affinity(a: Option<&AntiAffinity>, path: &str, errs: &mut Vec<FieldError>) {
+    let Some(a) = a else {
+        return;
+    };
+    let preferred = a
+        .preferred_during_scheduling_ignored_during_execution
+        .as_ref();
+    let required = a
+        .required_during_scheduling_ignored_during_execution
+        .is_some();
+    if preferred.is_some() == required {
+        let value = format!(
+            "antiAffinity.PreferredDuringSchedulingIgnoredDuringExecution: {} antiAffinity.RequiredDuringSchedulingIgnoredDuringExecution: {required}",
+            preferred.is_some()
+        );
+        errs.push(invalid(
+            &format!("{path}.antiAffinity"),
+            quoted(&value),
+            INVALID_ANTI_AFFINITY,
+        ));
+    }
+    if let Some(p) = preferred
+        && !(1..=100).contains(&p.weight)
+    {
+        errs.push(invalid(
+            &format!("{path}.antiAffinity.weight"),
+            p.weight,
+            INVALID_ANTI_AFFINITY_WEIGHT,
+        ));
     }
 }
 

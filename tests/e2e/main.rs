@@ -126,6 +126,14 @@ async fn main() {
             Box::pin(scenarios::restart_evicts_old_pods(c)),
         ),
         (
+            "canary_ephemeral_metadata",
+            Box::pin(scenarios::canary_ephemeral_metadata(c)),
+        ),
+        (
+            "canary_anti_affinity",
+            Box::pin(scenarios::canary_anti_affinity(c)),
+        ),
+        (
             "adopt_argo_replicaset",
             Box::pin(scenarios::adopt_argo_replicaset(c)),
         ),

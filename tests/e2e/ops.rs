@@ -774,6 +774,7 @@ pub async fn chart_rbac(c: &Cluster, namespaced: bool) -> Result<()> {
         ),
         ("list", "", "secrets", None, false),
         ("list", "", "pods", Some(ns.as_str()), true),
+        ("update", "", "pods", Some(ns.as_str()), true),
         ("watch", "", "pods", Some(ns.as_str()), false),
         ("delete", "", "pods", Some(ns.as_str()), false),
         ("create", "apps", "deployments", Some(ns.as_str()), false),

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, ensure};
 use serde_json::json;
 
+use kube::ResourceExt;
+
 use crate::harness::{Cluster, Fixture, View, root};
 
 const T: Duration = Duration::from_secs(60);
@@ -853,5 +855,227 @@ pub async fn refused_replicaset_is_reported(c: &Cluster) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     ensure!(found, "no ReplicaSetCreateError warning event");
+    f.cleanup().await
+}
+
+const EPHEMERAL: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: ephemeral}
+spec:
+  replicas: 2
+  strategy:
+    canary:
+      canaryMetadata: {labels: {role: canary}}
+      stableMetadata: {labels: {role: stable}}
+      steps:
+      - setWeight: 50
+      - pause: {}
+  selector: {matchLabels: {app: ephemeral}}
+  template:
+    metadata: {labels: {app: ephemeral}}
+    spec: {containers: [{name: app, image: "ephemeral:v1"}]}
+"#;
+
+/// The live pods of the ReplicaSet with pod-template hash `hash`: (uid, labels).
+async fn pods_of(
+    f: &Fixture,
+    hash: &Option<String>,
+) -> Result<Vec<(String, std::collections::BTreeMap<String, String>)>> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::Api;
+    use kube::api::ListParams;
+    let hash = hash.clone().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(f.client.clone(), &f.ns);
+    let lp = ListParams::default().labels(&format!("rollouts-pod-template-hash={hash}"));
+    Ok(pods
+        .list(&lp)
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            (
+                p.metadata.uid.unwrap_or_default(),
+                p.metadata.labels.unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+/// Wait until the `n` live pods of `hash` all satisfy `pred`; returns them.
+async fn pods_until<P>(
+    f: &Fixture,
+    what: &str,
+    hash: &Option<String>,
+    n: usize,
+    pred: P,
+) -> Result<Vec<(String, std::collections::BTreeMap<String, String>)>>
+where
+    P: Fn(&std::collections::BTreeMap<String, String>) -> bool,
+{
+    let start = Instant::now();
+    loop {
+        let pods = pods_of(f, hash).await?;
+        if pods.len() == n && pods.iter().all(|(_, l)| pred(l)) {
+            return Ok(pods);
+        }
+        ensure!(
+            start.elapsed() < T,
+            "[{}] timed out waiting for {what}: {pods:?}",
+            f.name
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn role_is(want: &'static str) -> impl Fn(&std::collections::BTreeMap<String, String>) -> bool {
+    move |l| l.get("role").map(String::as_str) == Some(want)
+}
+
+/// Argo's e2e `TestEphemeralMetadata` (canary): stable pods carry `role: stable`, canary pods
+/// `role: canary`; a change of either metadata reaches the running pods (removed keys removed);
+/// promotion swaps the canary's pods to the stable metadata without replacing any of them.
+pub async fn canary_ephemeral_metadata(c: &Cluster) -> Result<()> {
+    let mut f = Fixture::new(c, "ephemeral").await?;
+    f.given_rollout(EPHEMERAL).await?;
+    let v = f.then("initial deploy", T, |v| v.healthy()).await?;
+    let rev1 = v.stable();
+    pods_until(
+        &f,
+        "stable metadata on revision 1",
+        &rev1,
+        2,
+        role_is("stable"),
+    )
+    .await?;
+    f.when_image("ephemeral:v2").await?;
+    let v = f
+        .then("paused at 1/1", T, |v| is_paused_at(v, (1, 1)))
+        .await?;
+    let rev2 = v.pod_hash();
+    let canary = pods_until(
+        &f,
+        "canary metadata on revision 2",
+        &rev2,
+        1,
+        role_is("canary"),
+    )
+    .await?;
+    pods_until(
+        &f,
+        "stable metadata on revision 1",
+        &rev1,
+        1,
+        role_is("stable"),
+    )
+    .await?;
+    // New canary metadata: the old key goes, the new one comes, on the running pod.
+    f.when_spec_patch(json!({"spec": {"strategy": {"canary": {
+        "canaryMetadata": {"labels": {"role": null, "role2": "canary2"}}
+    }}}}))
+    .await?;
+    let again = pods_until(&f, "canary metadata 2 on revision 2", &rev2, 1, |l| {
+        !l.contains_key("role") && l.get("role2").map(String::as_str) == Some("canary2")
+    })
+    .await?;
+    ensure!(again[0].0 == canary[0].0, "the canary pod was replaced");
+    f.promote().await?;
+    f.then("fully promoted", T, |v| v.healthy()).await?;
+    let promoted = pods_until(&f, "stable metadata on revision 2", &rev2, 2, |l| {
+        role_is("stable")(l) && !l.contains_key("role2")
+    })
+    .await?;
+    ensure!(
+        promoted.iter().any(|(uid, _)| *uid == canary[0].0),
+        "the canary pod was kept through promotion: {promoted:?} vs {canary:?}"
+    );
+    // New stable metadata reaches the stable pods.
+    f.when_spec_patch(json!({"spec": {"strategy": {"canary": {
+        "stableMetadata": {"labels": {"role": null, "role2": "stable2"}}
+    }}}}))
+    .await?;
+    let last = pods_until(&f, "stable metadata 2 on revision 2", &rev2, 2, |l| {
+        !l.contains_key("role") && l.get("role2").map(String::as_str) == Some("stable2")
+    })
+    .await?;
+    let mut a: Vec<_> = promoted.iter().map(|(u, _)| u.clone()).collect();
+    let mut b: Vec<_> = last.iter().map(|(u, _)| u.clone()).collect();
+    a.sort();
+    b.sort();
+    ensure!(a == b, "pods were replaced: {a:?} -> {b:?}");
+    // The ReplicaSet records what it injected, as Argo's does (written once its pods are done).
+    let record = |v: &View| {
+        v.rss
+            .iter()
+            .find(|rs| rs.labels().get("rollouts-pod-template-hash") == rev2.as_ref())
+            .and_then(|rs| {
+                rs.annotations()
+                    .get("rollout.argoproj.io/ephemeral-metadata")
+                    .cloned()
+            })
+    };
+    f.then("revision 2 records its metadata", T, |v| {
+        record(v).as_deref() == Some(r#"{"labels":{"role2":"stable2"}}"#)
+    })
+    .await?;
+    f.cleanup().await
+}
+
+/// `antiAffinity`: the canary ReplicaSet's pods avoid nodes running the stable pods (Argo's
+/// `GenerateReplicaSetAffinity`); the first revision, with no stable to avoid, gets nothing.
+pub async fn canary_anti_affinity(c: &Cluster) -> Result<()> {
+    let mut f = Fixture::new(c, "anti-affinity").await?;
+    let yaml = EPHEMERAL
+        .replace("name: ephemeral}", "name: anti}")
+        .replace("app: ephemeral}", "app: anti}")
+        .replace(
+            "      canaryMetadata: {labels: {role: canary}}\n      stableMetadata: {labels: {role: stable}}\n",
+            "      antiAffinity:\n        preferredDuringSchedulingIgnoredDuringExecution: {weight: 40}\n",
+        );
+    f.given_rollout(&yaml).await?;
+    let v = f.then("initial deploy", T, |v| v.healthy()).await?;
+    let affinity = |rs: &k8s_openapi::api::apps::v1::ReplicaSet| {
+        serde_json::to_value(
+            rs.spec
+                .template
+                .as_ref()
+                .and_then(|t| t.spec.as_ref())
+                .and_then(|s| s.affinity.clone()),
+        )
+        .unwrap_or_default()
+    };
+    ensure!(
+        v.rss.len() == 1 && affinity(&v.rss[0]).is_null(),
+        "{:?}",
+        v.rss.first().map(affinity)
+    );
+    let stable = v.stable().unwrap_or_default();
+    f.when_image("ephemeral:v2").await?;
+    let v = f
+        .then("paused at 1/1", T, |v| is_paused_at(v, (1, 1)))
+        .await?;
+    let new = v
+        .rss
+        .iter()
+        .find(|rs| {
+            rs.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("rollouts-pod-template-hash"))
+                == v.pod_hash().as_ref()
+        })
+        .ok_or_else(|| anyhow::anyhow!("the canary ReplicaSet"))?;
+    let want = json!({"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+        "weight": 40,
+        "podAffinityTerm": {
+            "labelSelector": {"matchExpressions": [
+                {"key": "rollouts-pod-template-hash", "operator": "In", "values": [stable]}
+            ]},
+            "namespaces": [f.ns.clone()],
+            "topologyKey": "kubernetes.io/hostname",
+        }
+    }]}});
+    ensure!(affinity(new) == want, "affinity: {}", affinity(new));
     f.cleanup().await
 }

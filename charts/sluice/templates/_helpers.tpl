@@ -94,10 +94,11 @@ cluster-wide install and the Role of a namespaced one). Secrets are not here: se
   resources: ["services"]
   verbs: ["list", "watch", "patch"]
 # Pods are listed (by each Rollout's selector, never watched or cached) and evicted only while a
-# `kubectl sluice restart` is being carried out.
+# `kubectl sluice restart` is being carried out; listed and updated only while a ReplicaSet's pods
+# may lack the canary/stable (preview/active) labels and annotations of its role.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list"]
+  verbs: ["list", "update"]
 - apiGroups: [""]
   resources: ["pods/eviction"]
   verbs: ["create"]

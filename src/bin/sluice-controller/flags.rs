@@ -262,10 +262,10 @@ pub struct Ignored {
     /// Ingress controller workers (Ingresses are not managed yet).
     #[arg(long, env = "SLUICE_INGRESS_THREADS")]
     pub ingress_threads: Option<String>,
-    /// Ephemeral metadata workers (canary/stable metadata is not applied yet).
+    /// Ephemeral metadata workers (no effect: pods are patched within the reconcile).
     #[arg(long, env = "SLUICE_EPHEMERAL_METADATA_THREADS")]
     pub ephemeral_metadata_threads: Option<String>,
-    /// Ephemeral metadata pod update retries (canary/stable metadata is not applied yet).
+    /// Ephemeral metadata pod update retries (no effect: the next reconcile retries).
     #[arg(long, env = "SLUICE_EPHEMERAL_METADATA_UPDATE_POD_RETRIES")]
     pub ephemeral_metadata_update_pod_retries: Option<String>,
     /// AWS TargetGroupBinding API version (no ALB support yet).
@@ -352,17 +352,15 @@ impl Ignored {
             self.ingress_threads.clone(),
             "Sluice runs no separate Ingress controller: Ingresses are not managed in this version",
         );
-        let ephemeral =
-            "canary and stable ephemeral metadata is not applied to pods in this version of Sluice";
         one(
             "ephemeral-metadata-threads",
             self.ephemeral_metadata_threads.clone(),
-            ephemeral,
+            "Sluice patches a ReplicaSet's pods in its reconcile, one at a time through the rate-limited writer",
         );
         one(
             "ephemeral-metadata-update-pod-retries",
             self.ephemeral_metadata_update_pod_retries.clone(),
-            ephemeral,
+            "a pod patch that conflicts is retried by the next reconcile, which lists the pods again",
         );
         one(
             "aws-target-group-binding-api-version",

@@ -21,6 +21,7 @@ use crate::rollout::analysis::{AnalysisInputs, reconcile_analysis};
 use crate::rollout::classify::{is_fast_rollback, rollback_within_window};
 use crate::rollout::ctx::Ctx;
 use crate::rollout::effects::Plan;
+use crate::rollout::ephemeral;
 use crate::rollout::observed::RsExt;
 use crate::rollout::replicas::value_from_int_or_percent;
 use crate::rollout::restart::reconcile_restart;
@@ -107,6 +108,9 @@ impl<'a> BlueGreen<'a> {
             let cx = &self.cx;
             return plan_invalid(cx.ro, &cx.prev, &cx.generation, &msg, cx.now);
         }
+        // Preview metadata on the new ReplicaSet, active metadata on the stable one.
+        let roles = ephemeral::roles(self.cx.ro, &self.cx.rs);
+        ephemeral::reconcile(&mut self.cx, &roles);
         self.sync_status(st)
     }
 

@@ -11,6 +11,7 @@ use crate::api::selector::format_selector;
 use crate::rollout::classify::rollback_within_window;
 use crate::rollout::ctx::Ctx;
 use crate::rollout::effects::Plan;
+use crate::rollout::ephemeral;
 use crate::rollout::hash::json_hash;
 use crate::rollout::observed::RsExt;
 use crate::rollout::restart::reconcile_restart;
@@ -98,6 +99,8 @@ impl<'a> Canary<'a> {
             self.cx.plan.requeue_after = self.cx.requeue_after();
             return self.cx.plan;
         }
+        let roles = ephemeral::roles(self.cx.ro, &self.cx.rs);
+        ephemeral::reconcile(&mut self.cx, &roles);
         gc_history(&mut self.cx);
         self.cx.release_unnamed_services();
         self.cx.reconcile_canary_services();
