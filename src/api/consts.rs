@@ -96,6 +96,10 @@ pub const REASON_ROLLOUT_NOT_COMPLETED: &str = "RolloutNotCompleted";
 pub const REASON_ROLLOUT_HEALTHY: &str = "RolloutHealthy";
 /// Reason of the `InvalidSpec` condition.
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
+/// Event reason: a Service's selector was pointed at another ReplicaSet.
+pub const REASON_SWITCH_SERVICE: &str = "SwitchService";
+/// Blue-green: the default `scaleDownDelaySeconds` and `abortScaleDownDelaySeconds`.
+pub const DEFAULT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
 /// Event reason: a Rollout no controller has reconciled yet was picked up.
 pub const REASON_ROLLOUT_ADDED_TO_INFORMER: &str = "RolloutAddedToInformer";
 /// Event reason: a pod created before `spec.restartAt` is evicted.

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Map, Value, json};
@@ -14,10 +15,12 @@ use tracing::{info, warn};
 
 use super::{Context, Error};
 use crate::api::analysis::AnalysisRun;
-use crate::api::consts::ANNOTATION_REVISION;
+use crate::api::consts::{
+    ANNOTATION_MANAGED_BY_ROLLOUTS, ANNOTATION_REVISION, LABEL_POD_TEMPLATE_HASH,
+};
 use crate::api::rollout::Rollout;
 use crate::rollout::Plan;
-use crate::rollout::effects::PlannedEvent;
+use crate::rollout::effects::{PlannedEvent, ServiceChange};
 use crate::rollout::status::create_failed;
 
 /// A token bucket shared by all writes (`--qps`, `--burst`).
@@ -130,8 +133,12 @@ pub async fn apply(
     }
     for u in &plan.updates {
         let mut patch = json!({});
-        if !u.annotations.is_empty() {
-            patch["metadata"] = json!({ "annotations": u.annotations });
+        if !u.annotations.is_empty() || !u.remove_annotations.is_empty() {
+            let mut ann = json!(u.annotations);
+            for k in &u.remove_annotations {
+                ann[k.as_str()] = serde_json::Value::Null;
+            }
+            patch["metadata"] = json!({ "annotations": ann });
         }
         if let Some(r) = u.replicas {
             patch["spec"]["replicas"] = json!(r);
@@ -144,6 +151,14 @@ pub async fn apply(
             Err(e) if e.is_not_found() => {
                 warn!(replicaset = %u.name, "ReplicaSet vanished before scaling")
             }
+            Err(e) => return Err(e),
+        }
+    }
+    for c in &plan.services {
+        let patch = service_patch(c, &name);
+        match writer.merge_patch::<Service>(ns, &c.name, &patch).await {
+            Ok(_) => info!(service = %c.name, hash = ?c.hash, "switched Service selector"),
+            Err(e) if e.is_not_found() => warn!(service = %c.name, "Service vanished"),
             Err(e) => return Err(e),
         }
     }
@@ -235,6 +250,25 @@ pub async fn apply(
     }
     record(ctx, ro, ns, &plan.events).await;
     Ok(wrote)
+}
+
+/// The merge patch of one Service change: the hash selector (and our managed-by annotation), or
+/// both removed.
+fn service_patch(c: &ServiceChange, rollout: &str) -> serde_json::Value {
+    match &c.hash {
+        Some(hash) => {
+            let mut p = json!({ "spec": { "selector": { LABEL_POD_TEMPLATE_HASH: hash } } });
+            if c.annotate {
+                p["metadata"] =
+                    json!({ "annotations": { ANNOTATION_MANAGED_BY_ROLLOUTS: rollout } });
+            }
+            p
+        }
+        None => json!({
+            "metadata": { "annotations": { ANNOTATION_MANAGED_BY_ROLLOUTS: null } },
+            "spec": { "selector": { LABEL_POD_TEMPLATE_HASH: null } },
+        }),
+    }
 }
 
 /// Publish events against the Rollout (best-effort: the writer never fails a reconcile for one).

@@ -8,28 +8,40 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Event;
 use kube::{Resource, ResourceExt};
 
-type Key = (String, String); // (namespace, owner uid)
+pub type Key = (String, String); // (namespace, owner uid)
 
 /// Maps a controller owner uid to the names of the objects it owns.
 pub struct OwnerIndex<K> {
     inner: Arc<RwLock<Maps>>,
-    _kind: std::marker::PhantomData<fn() -> K>,
+    /// The (namespace, owner) an object is filed under; `None`: not indexed.
+    key: fn(&K) -> Option<Key>,
 }
 
 impl<K> Clone for OwnerIndex<K> {
     fn clone(&self) -> Self {
         OwnerIndex {
             inner: self.inner.clone(),
-            _kind: std::marker::PhantomData,
+            key: self.key,
         }
     }
 }
 
-impl<K> Default for OwnerIndex<K> {
+impl<K: Resource> Default for OwnerIndex<K> {
     fn default() -> Self {
         OwnerIndex {
             inner: Arc::default(),
-            _kind: std::marker::PhantomData,
+            key: owner_key::<K>,
+        }
+    }
+}
+
+impl<K> OwnerIndex<K> {
+    /// An index by another notion of owner (e.g. the Rollout a Service's `managed-by-rollouts`
+    /// annotation names).
+    pub fn keyed_by(key: fn(&K) -> Option<Key>) -> Self {
+        OwnerIndex {
+            inner: Arc::default(),
+            key,
         }
     }
 }
@@ -65,7 +77,7 @@ where
         match ev {
             Event::Init => maps.relist = Some(HashMap::new()),
             Event::InitApply(obj) => {
-                if let Some(k) = owner_key(obj) {
+                if let Some(k) = (self.key)(obj) {
                     let name = obj.name_any();
                     maps.live.entry(k.clone()).or_default().insert(name.clone());
                     if let Some(r) = maps.relist.as_mut() {
@@ -79,12 +91,12 @@ where
                 }
             }
             Event::Apply(obj) => {
-                if let Some(k) = owner_key(obj) {
+                if let Some(k) = (self.key)(obj) {
                     maps.live.entry(k).or_default().insert(obj.name_any());
                 }
             }
             Event::Delete(obj) => {
-                if let Some(k) = owner_key(obj)
+                if let Some(k) = (self.key)(obj)
                     && let Some(set) = maps.live.get_mut(&k)
                 {
                     set.remove(&obj.name_any());
@@ -110,7 +122,7 @@ where
         names
             .iter()
             .filter_map(|name| store.get(&ObjectRef::new(name).within(ns)))
-            .filter(|obj| owner_key(obj.as_ref()).as_ref() == Some(&key))
+            .filter(|obj| (self.key)(obj.as_ref()).as_ref() == Some(&key))
             .map(|obj| (*obj).clone())
             .collect()
     }

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Reporter;
@@ -26,7 +27,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
 use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
-use crate::api::consts::{LABEL_CONTROLLER_INSTANCE_ID, LABEL_POD_TEMPLATE_HASH};
+use crate::api::consts::{
+    ANNOTATION_MANAGED_BY_ROLLOUTS, LABEL_CONTROLLER_INSTANCE_ID, LABEL_POD_TEMPLATE_HASH,
+};
 use crate::api::rollout::Rollout;
 use crate::rollout::observed::referenced_templates;
 use crate::rollout::plan;
@@ -90,6 +93,10 @@ pub struct Context {
     pub run_owners: OwnerIndex<AnalysisRun>,
     pub templates: Store<AnalysisTemplate>,
     pub cluster_templates: Option<Store<ClusterAnalysisTemplate>>,
+    /// Services, slimmed to their metadata and selector.
+    pub services: Store<Service>,
+    /// Services by the Rollout their `managed-by-rollouts` annotation names.
+    pub managed_services: OwnerIndex<Service>,
     pub settings: Settings,
     backoff: Backoff<Rollout>,
     /// The last resourceVersion this controller wrote per Rollout, until the cache has it
@@ -157,6 +164,30 @@ fn mark_synced<K>(synced: &AtomicBool, e: Event<K>) -> Event<K> {
 /// Drop managedFields from cached objects: they are never read and dominate object size.
 fn slim<K: Resource>(ev: Event<K>) -> Event<K> {
     ev.modify(|o| o.meta_mut().managed_fields = None)
+}
+
+/// A Service as the cache keeps it: its metadata (no managed fields) and selector, nothing else
+/// of a spec that can be large (ports, IPs) and is never read.
+fn slim_service(ev: Event<Service>) -> Event<Service> {
+    ev.modify(|svc| {
+        svc.metadata.managed_fields = None;
+        let selector = svc.spec.as_ref().and_then(|s| s.selector.clone());
+        svc.spec = Some(ServiceSpec {
+            selector,
+            ..ServiceSpec::default()
+        });
+        svc.status = None;
+    })
+}
+
+/// A Service is filed under the Rollout its `managed-by-rollouts` annotation names.
+fn managed_by_key(svc: &Service) -> Option<index::Key> {
+    let name = svc
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(ANNOTATION_MANAGED_BY_ROLLOUTS)?;
+    Some((svc.namespace().unwrap_or_default(), name.clone()))
 }
 
 /// Run the Rollout and AnalysisRun controllers until `shutdown` resolves.
@@ -264,6 +295,25 @@ pub async fn run(
         (None, None)
     };
 
+    // Services: the Rollouts that name (or manage) one are reconciled when it changes.
+    let managed_services = OwnerIndex::keyed_by(managed_by_key);
+    let svc_index = managed_services.clone();
+    let (svc_reader, svc_writer) = reflector::store();
+    let svc_stream = watcher::watcher(
+        api::<Service>(&client, &settings.namespace),
+        watcher::Config::default(),
+    )
+    .map(move |ev| {
+        ev.map(|e| {
+            let e = slim_service(e);
+            svc_index.observe(&e);
+            e
+        })
+    })
+    .default_backoff()
+    .reflect(svc_writer)
+    .touched_objects();
+
     let reporter = Reporter {
         controller: "sluice-controller".into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -284,6 +334,8 @@ pub async fn run(
         run_owners,
         templates: at_reader.clone(),
         cluster_templates: cat_reader.clone(),
+        services: svc_reader.clone(),
+        managed_services,
         backoff: Backoff::default(),
         written: Mutex::new(HashMap::new()),
         ready: ready.clone(),
@@ -291,12 +343,17 @@ pub async fn run(
     });
 
     let at_ready = at_reader.clone();
+    let svc_ready = svc_reader.clone();
     let with_rollouts = settings.rollouts;
     tokio::spawn(async move {
         // Without the Rollout controller its watches never run: only the runs' cache counts.
         let (b, d) = if with_rollouts {
-            let (b, d) = tokio::join!(rs_reader.wait_until_ready(), at_ready.wait_until_ready());
-            (b.is_ok(), d.is_ok())
+            let (b, d, s) = tokio::join!(
+                rs_reader.wait_until_ready(),
+                at_ready.wait_until_ready(),
+                svc_ready.wait_until_ready()
+            );
+            (b.is_ok(), d.is_ok() && s.is_ok())
         } else {
             (true, true)
         };
@@ -338,6 +395,24 @@ pub async fn run(
         }
     };
     let at_map = template_owner(ro_reader.clone(), false);
+    let svc_rollouts = ro_reader.clone();
+    let svc_map = move |svc: Service| -> Vec<ObjectRef<Rollout>> {
+        let name = svc.name_any();
+        let ns = svc.namespace();
+        let manager = managed_by_key(&svc).map(|(_, r)| r);
+        svc_rollouts
+            .state()
+            .iter()
+            .filter(|ro| ro.namespace() == ns)
+            .filter(|ro| {
+                manager.as_deref() == ro.metadata.name.as_deref()
+                    || crate::rollout::services::named(ro)
+                        .iter()
+                        .any(|(_, n)| *n == name)
+            })
+            .map(|ro| ObjectRef::from_obj(ro.as_ref()))
+            .collect()
+    };
     let mut rollout_controller = Controller::for_stream(ro_stream, ro_reader.clone())
         .owns_stream(rs_stream)
         .reconcile_all_on(settings.leadership.acquired())
@@ -345,7 +420,8 @@ pub async fn run(
         .reconcile_on(run_deleted_rx)
         .watches_stream(at_stream, move |t: AnalysisTemplate| {
             at_map(t.name_any(), t.namespace())
-        });
+        })
+        .watches_stream(svc_stream, svc_map);
     if let Some(s) = cat_stream {
         let cat_map = template_owner(ro_reader.clone(), true);
         rollout_controller = rollout_controller

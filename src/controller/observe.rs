@@ -4,7 +4,7 @@
 //! (`restart::restart_due`).
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
@@ -28,6 +28,7 @@ pub struct Snapshot<'a> {
     templates: Vec<AnalysisTemplate>,
     cluster_templates: Vec<ClusterAnalysisTemplate>,
     pods: Option<Vec<Pod>>,
+    services: Vec<Service>,
 }
 
 impl Snapshot<'_> {
@@ -42,6 +43,7 @@ impl Snapshot<'_> {
             pods: self.pods.as_deref(),
             orphans: &self.orphans,
             same_name: self.same_name.as_ref(),
+            services: &self.services,
         }
     }
 }
@@ -93,6 +95,25 @@ fn templates_of(
     (templates, cluster_templates)
 }
 
+/// The Services the Rollout names and those still marked as managed by it, from the cache.
+fn services_of(ctx: &Context, ro: &Rollout, ns: &str) -> Vec<Service> {
+    let mut out = ctx
+        .managed_services
+        .owned_by(&ctx.services, ns, &ro.name_any());
+    for (_, name) in crate::rollout::services::named(ro) {
+        if out
+            .iter()
+            .any(|s| s.metadata.name.as_deref() == Some(name.as_str()))
+        {
+            continue;
+        }
+        if let Some(s) = ctx.services.get(&ObjectRef::new(&name).within(ns)) {
+            out.push((*s).clone());
+        }
+    }
+    out
+}
+
 /// Read the snapshot of `ro` in namespace `ns` at `now`.
 pub async fn observe<'a>(
     ctx: &Context,
@@ -125,6 +146,7 @@ pub async fn observe<'a>(
         None
     };
     Ok(Snapshot {
+        services: services_of(ctx, ro, ns),
         rollout: ro,
         replica_sets,
         orphans,

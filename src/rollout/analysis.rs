@@ -26,6 +26,11 @@ pub struct AnalysisOutcome {
     pub delete: Vec<String>,
     pub step: Option<RolloutAnalysisRunStatus>,
     pub background: Option<RolloutAnalysisRunStatus>,
+    /// Blue-green: the current pre- and post-promotion runs.
+    pub pre: Option<RolloutAnalysisRunStatus>,
+    pub post: Option<RolloutAnalysisRunStatus>,
+    /// The phase of the current post-promotion run as this reconcile leaves it ("" for none).
+    pub post_phase: String,
     /// The current step's run completed Successful.
     pub step_successful: bool,
     pub pause_inconclusive: bool,
@@ -50,6 +55,8 @@ pub struct AnalysisInputs<'a> {
     pub revision: String,
     pub step_index: Option<i32>,
     pub cancel_all: bool,
+    /// The new ReplicaSet, if it exists (blue-green's saturation checks).
+    pub new_rs: Option<&'a ReplicaSet>,
 }
 
 fn phase_of(run: &AnalysisRun) -> String {
@@ -490,6 +497,109 @@ impl<'a, 'b> Ctx<'a, 'b> {
         Some(cur)
     }
 
+    /// Argo's `reconcilePrePromotionAnalysisRun` / `reconcilePostPromotionAnalysisRun`.
+    fn promotion_run(&mut self, pre: bool) -> Option<AnalysisRun> {
+        let prev = self.i.prev;
+        let b = prev.blue_green.clone().unwrap_or_default();
+        let current = self.current(if pre {
+            b.pre_promotion_analysis_run_status.as_ref()
+        } else {
+            b.post_promotion_analysis_run_status.as_ref()
+        });
+        let bg = self.i.ro.spec.strategy.blue_green.as_ref()?;
+        let analysis = if pre {
+            bg.pre_promotion_analysis.as_ref()
+        } else {
+            bg.post_promotion_analysis.as_ref()
+        }
+        .filter(|a| a.templates.as_ref().is_some_and(|t| !t.is_empty()));
+        let Some(analysis) = analysis else {
+            if let Some(c) = &current {
+                self.cancel(c);
+            }
+            return None;
+        };
+        if self.skip_promotion_run(pre, current.as_ref()) {
+            if let Some(c) = &current {
+                self.cancel(c);
+            }
+            return current;
+        }
+        if has_pause(prev, PAUSE_REASON_INCONCLUSIVE_ANALYSIS_RUN) {
+            return current;
+        }
+        let (kind, infix, what) = if pre {
+            (
+                ROLLOUT_TYPE_PRE_PROMOTION,
+                "pre",
+                "Blue/green pre-promotion",
+            )
+        } else {
+            (
+                ROLLOUT_TYPE_POST_PROMOTION,
+                "post",
+                "Blue/green post-promotion",
+            )
+        };
+        let adopted = current.is_none();
+        let mut current = current.or_else(|| self.orphan(kind, None));
+        if needs_new(current.as_ref(), prev, adopted) {
+            match self.replacement(kind, None, current.as_ref()) {
+                Some(r) => current = Some(r),
+                None => {
+                    let labels = self.base_labels(kind);
+                    return self.build(analysis, Some(infix.to_string()), labels);
+                }
+            }
+        }
+        let cur = current?;
+        self.react(&cur, what);
+        Some(cur)
+    }
+
+    /// Argo's `skipPrePromotionAnalysisRun` / `skipPostPromotionAnalysisRun`.
+    fn skip_promotion_run(&self, pre: bool, current: Option<&AnalysisRun>) -> bool {
+        let i = self.i;
+        let hash = i.new_hash;
+        let active = i
+            .prev
+            .blue_green
+            .as_ref()
+            .and_then(|b| b.active_selector.as_deref())
+            .unwrap_or("");
+        let stable = i.prev.stable_rs.as_deref().unwrap_or("");
+        let skip = if pre {
+            stable == hash || active.is_empty() || active == hash || hash.is_empty()
+        } else {
+            stable == hash || active != hash || hash.is_empty()
+        };
+        if skip {
+            return true;
+        }
+        if current.is_some() {
+            return false;
+        }
+        let Some(new) = i.new_rs else { return true };
+        let replicas = i.ro.spec.replicas.unwrap_or(1);
+        let preview =
+            i.ro.spec
+                .strategy
+                .blue_green
+                .as_ref()
+                .and_then(|b| b.preview_replica_count);
+        if pre && let Some(count) = preview {
+            return new.spec_replicas() != count || new.available() != count;
+        }
+        let desired = new
+            .annotations()
+            .get(ANNOTATION_DESIRED_REPLICAS)
+            .and_then(|d| d.parse::<i32>().ok());
+        let saturated = new.spec_replicas() == replicas
+            && desired == Some(replicas)
+            && new.available() == replicas;
+        !saturated
+    }
+
     fn event_for(
         &mut self,
         prev: Option<&RolloutAnalysisRunStatus>,
@@ -569,12 +679,67 @@ impl<'a, 'b> Ctx<'a, 'b> {
     }
 }
 
+/// `reconcileAnalysisRuns` for blue-green: the pre- and post-promotion runs. Cancelled runs stay
+/// current (Argo keeps blue-green's runs in status once stable).
+fn reconcile_blue_green(mut c: Ctx) -> AnalysisOutcome {
+    let i = c.i;
+    let b = i.prev.blue_green.clone().unwrap_or_default();
+    let (pre, post) = if i.cancel_all {
+        let pre = c.current(b.pre_promotion_analysis_run_status.as_ref());
+        let post = c.current(b.post_promotion_analysis_run_status.as_ref());
+        for r in pre.iter().chain(post.iter()) {
+            c.cancel(r);
+        }
+        (pre, post)
+    } else {
+        let pre = c.promotion_run(true);
+        let post = c.promotion_run(false);
+        (pre, post)
+    };
+    let current_names: Vec<String> = [&pre, &post]
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.metadata.name.clone())
+        .collect();
+    let others: Vec<&AnalysisRun> = i
+        .runs
+        .iter()
+        .filter(|r| {
+            r.metadata
+                .name
+                .as_ref()
+                .is_none_or(|n| !current_names.contains(n))
+        })
+        .collect();
+    for r in &others {
+        c.cancel(r);
+    }
+    c.history(&others);
+    c.event_for(
+        b.post_promotion_analysis_run_status.as_ref(),
+        post.as_ref(),
+        ROLLOUT_TYPE_POST_PROMOTION,
+    );
+    c.event_for(
+        b.pre_promotion_analysis_run_status.as_ref(),
+        pre.as_ref(),
+        ROLLOUT_TYPE_PRE_PROMOTION,
+    );
+    c.out.pre = pre.as_ref().map(status_of);
+    c.out.post = post.as_ref().map(status_of);
+    c.out.post_phase = post.as_ref().map(phase_of).unwrap_or_default();
+    c.out
+}
+
 /// `reconcileAnalysisRuns` for a canary.
 pub fn reconcile_analysis(i: &AnalysisInputs) -> AnalysisOutcome {
     let mut c = Ctx {
         i,
         out: AnalysisOutcome::default(),
     };
+    if i.ro.spec.strategy.blue_green.is_some() {
+        return reconcile_blue_green(c);
+    }
     let prev_canary = i.prev.canary.clone().unwrap_or_default();
     let (step, background) = if i.cancel_all {
         for st in [

@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use crate::api::consts::LABEL_EXPERIMENT_NAME;
+use crate::api::consts::{ANNOTATION_SCALE_DOWN_DEADLINE, LABEL_EXPERIMENT_NAME};
 use crate::api::rollout::{Rollout, RolloutStatus};
 use crate::api::selector::selects;
 use crate::rollout::effects::Adoption;
@@ -219,10 +219,23 @@ pub fn is_rollback(prev: &RolloutStatus, cls: &Classified) -> bool {
     to_stable || older
 }
 
-/// Argo's `isFastRollback` for a canary: a rollback to the stable ReplicaSet or inside the
-/// rollback window.
-pub fn is_fast_rollback(ro: &Rollout, prev: &RolloutStatus, cls: &Classified) -> bool {
+/// Argo's `isFastRollback`: a rollback to the stable ReplicaSet, inside the rollback window, or
+/// (blue-green) to a ReplicaSet still inside its scale-down delay at `now`.
+pub fn is_fast_rollback(
+    ro: &Rollout,
+    prev: &RolloutStatus,
+    cls: &Classified,
+    now: jiff::Timestamp,
+) -> bool {
+    let within_delay = ro.spec.strategy.blue_green.is_some()
+        && cls.new_rs.is_some_and(|rs| {
+            rs.annotations()
+                .get(ANNOTATION_SCALE_DOWN_DEADLINE)
+                .and_then(|d| d.parse::<jiff::Timestamp>().ok())
+                .is_some_and(|d| d > now)
+        });
     is_rollback(prev, cls)
         && (rollback_within_window(ro, cls)
+            || within_delay
             || prev.stable_rs.as_deref() == Some(cls.new_hash.as_str()))
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::api::consts::*;
 use crate::api::rollout::{Rollout, RolloutStatus};
 use crate::rollout::classify::{Classified, classify, is_fast_rollback, is_rollback};
 use crate::rollout::duration::Attempt;
@@ -80,7 +81,39 @@ impl<'a> Ctx<'a> {
         Attempt {
             new_available: self.rs.new_rs.map(|rs| rs.available()),
             rollback: is_rollback(&self.prev, &self.rs),
-            fast_rollback: is_fast_rollback(self.ro, &self.prev, &self.rs),
+            fast_rollback: is_fast_rollback(self.ro, &self.prev, &self.rs, self.now),
+        }
+    }
+
+    /// Argo's `promoteStable`, the part both strategies share: pauses and abort cleared, the new
+    /// ReplicaSet recorded as stable with a `RolloutCompleted` event when that changes.
+    pub fn promote_stable(&mut self, st: &mut RolloutStatus, reason: &str) {
+        self.pause.clear = true;
+        self.pause.remove_abort = true;
+        st.promote_full = None;
+        if let Some(b) = st.blue_green.as_mut() {
+            b.scale_up_preview_check_point = None;
+        }
+        let new_hash = self.rs.new_hash.clone();
+        if st.stable_rs.as_deref() != Some(new_hash.as_str()) {
+            // The attempt's outcome is known now; it finishes once the new pods are available.
+            if let Some(d) = st.duration.as_mut()
+                && d.completion_status.is_none()
+            {
+                let fast = self.prev.promote_full.unwrap_or(false);
+                let status = if fast {
+                    COMPLETION_FAST_PROMOTED
+                } else {
+                    COMPLETION_PROMOTED
+                };
+                d.completion_status = Some(status.into());
+            }
+            st.stable_rs = Some(new_hash.clone());
+            let msg = format!(
+                "Rollout completed update to revision {} ({new_hash}): {reason}",
+                self.rs.new_revision
+            );
+            self.event(false, REASON_ROLLOUT_COMPLETED, msg);
         }
     }
 
@@ -92,10 +125,21 @@ impl<'a> Ctx<'a> {
     /// The shared end of a reconcile: conditions, phase and events through `status::finish`,
     /// then the plan.
     pub fn finish(
+        self,
+        st: RolloutStatus,
+        indefinite_step: bool,
+        healthy: &dyn Fn(&RolloutStatus) -> bool,
+    ) -> Plan {
+        self.finish_with_availability(st, indefinite_step, healthy, None)
+    }
+
+    /// `finish` with the strategy's own `Available` verdict.
+    pub fn finish_with_availability(
         mut self,
         st: RolloutStatus,
         indefinite_step: bool,
         healthy: &dyn Fn(&RolloutStatus) -> bool,
+        min_available: Option<bool>,
     ) -> Plan {
         let unimplemented = not_implemented(self.ro);
         let available = self.rs.all.iter().map(|rs| rs.available()).sum();
@@ -115,6 +159,12 @@ impl<'a> Ctx<'a> {
             },
             replicas: self.replicas,
             available,
+            min_available,
+            waiting_for_scale_down: self.rs.others.iter().any(|rs| {
+                rs.annotations()
+                    .get(ANNOTATION_SCALE_DOWN_DEADLINE)
+                    .is_some_and(|d| !d.is_empty())
+            }),
             replica_failure: replica_failure(self.rs.new_rs, &self.rs.all),
             indefinite_step,
             healthy,

@@ -34,6 +34,8 @@ pub struct Plan {
     pub status: Option<RolloutStatus>,
     /// Pods to evict (restart).
     pub evict: Vec<String>,
+    /// Service selector switches and releases, in order.
+    pub services: Vec<ServiceChange>,
     /// AnalysisRuns to create.
     pub create_runs: Vec<AnalysisRun>,
     /// AnalysisRuns to stop (`spec.terminate: true`).
@@ -60,6 +62,7 @@ impl Plan {
             && self.rollout_revision.is_none()
             && self.status.is_none()
             && self.evict.is_empty()
+            && self.services.is_empty()
             && self.create_runs.is_empty()
             && self.terminate_runs.is_empty()
             && self.delete_runs.is_empty()
@@ -121,6 +124,18 @@ impl Plan {
     }
 }
 
+/// A change to a Service the Rollout names (or named).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceChange {
+    pub name: String,
+    /// `Some(hash)`: point the `rollouts-pod-template-hash` selector at `hash`, adding the
+    /// `managed-by-rollouts` annotation when `annotate`. `None`: release the Service, removing
+    /// both (the Rollout no longer names it).
+    pub hash: Option<String>,
+    /// The Service lacks the managed-by annotation (or carries another value) and gets ours.
+    pub annotate: bool,
+}
+
 /// A change to an existing ReplicaSet.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RsUpdate {
@@ -129,6 +144,8 @@ pub struct RsUpdate {
     pub replicas: Option<i32>,
     /// Annotations to set (only those that change).
     pub annotations: BTreeMap<String, String>,
+    /// Annotations to remove.
+    pub remove_annotations: Vec<String>,
     /// New `spec.minReadySeconds`, when it changes (the new ReplicaSet follows the Rollout's).
     pub min_ready_seconds: Option<i32>,
 }

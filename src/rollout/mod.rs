@@ -5,6 +5,7 @@
 //! beside it), and `status` (every condition, phase and message), all writing one `effects::Plan`.
 
 pub mod analysis;
+pub mod bluegreen;
 pub mod canary;
 pub mod classify;
 pub mod ctx;
@@ -17,6 +18,7 @@ pub mod replicas;
 pub mod restart;
 pub mod revision;
 pub mod sanitize;
+pub mod services;
 pub mod status;
 pub mod support;
 pub mod validation;
@@ -83,7 +85,11 @@ fn plan_reconcile(obs: &Observed, now: Timestamp) -> Plan {
     if name_taken(ro, &cx.rs, obs.same_name) {
         return collision(ro, &cx.prev);
     }
-    canary::plan(cx)
+    if ro.spec.strategy.blue_green.is_some() {
+        bluegreen::plan(cx)
+    } else {
+        canary::plan(cx)
+    }
 }
 
 /// Argo records `RolloutAddedToInformer` whenever a Rollout enters its informer. Sluice records
@@ -112,19 +118,15 @@ fn added_to_informer(ro: &Rollout, plan: &mut Plan) {
     );
 }
 
-/// Why the spec cannot run at all, as the InvalidSpec message: Argo's validation, the parts this
-/// version refuses loudly (blue-green, workloadRef), and missing analysis templates.
+/// Why the spec cannot run at all, as the InvalidSpec message, in Argo's order: static
+/// validation, the part this version refuses loudly (workloadRef), missing Services, missing
+/// analysis templates, then the referenced Services and templates themselves.
 fn unrunnable(obs: &Observed) -> Option<String> {
     let ro = obs.rollout;
     let name = ro.metadata.name.as_deref().unwrap_or("");
     let errors = validate(ro);
     if let Some(msg) = invalid_spec_message(ro, &errors) {
         return Some(msg);
-    }
-    if ro.spec.strategy.canary.is_none() {
-        return Some(format!(
-            "The Rollout \"{name}\" is invalid: spec.strategy.blueGreen: Unsupported value: this version of Sluice runs canary rollouts only"
-        ));
     }
     if let Some(w) = &ro.spec.workload_ref {
         // Without resolving the reference the template is empty: creating a ReplicaSet from it
@@ -135,8 +137,14 @@ fn unrunnable(obs: &Observed) -> Option<String> {
             w.name.as_deref().unwrap_or("")
         ));
     }
+    if let Some(e) = services::missing(ro, obs.services) {
+        return Some(format!("The Rollout \"{name}\" is invalid: {e}"));
+    }
     if let Some(msg) = missing_template(obs) {
         return Some(format!("The Rollout \"{name}\" is invalid: {msg}"));
+    }
+    if let Some(e) = services::validate(ro, obs.services) {
+        return Some(format!("The Rollout \"{name}\" is invalid: {e}"));
     }
     references::validate_references(ro, obs.templates, obs.cluster_templates)
         .map(|e| format!("The Rollout \"{name}\" is invalid: {e}"))

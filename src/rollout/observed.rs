@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 
 use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use crate::api::consts::*;
-use crate::api::rollout::Rollout;
+use crate::api::rollout::{Rollout, RolloutAnalysis};
 use crate::rollout::replicas::RsCounts;
 
 /// Everything `plan` needs; no handles, no clocks.
@@ -34,6 +34,9 @@ pub struct Observed<'a> {
     /// The cached ReplicaSet, whoever owns it, named as the new revision's ReplicaSet would be
     /// (`classify::wanted_name`), to tell a hash collision.
     pub same_name: Option<&'a ReplicaSet>,
+    /// The Services of the namespace the Rollout names (`services::named`) or manages (their
+    /// `managed-by-rollouts` annotation names it), those that exist.
+    pub services: &'a [Service],
 }
 
 impl<'a> Observed<'a> {
@@ -49,6 +52,7 @@ impl<'a> Observed<'a> {
             pods: None,
             orphans: &[],
             same_name: None,
+            services: &[],
         }
     }
 }
@@ -57,9 +61,12 @@ impl<'a> Observed<'a> {
 /// each live to tell a run the cache has not caught up with from one that was deleted.
 pub fn runs_to_look_up(ro: &Rollout, cached: &[AnalysisRun]) -> Vec<String> {
     let canary = ro.status.as_ref().and_then(|s| s.canary.as_ref());
+    let bg = ro.status.as_ref().and_then(|s| s.blue_green.as_ref());
     [
         canary.and_then(|c| c.current_step_analysis_run_status.as_ref()),
         canary.and_then(|c| c.current_background_analysis_run_status.as_ref()),
+        bg.and_then(|b| b.pre_promotion_analysis_run_status.as_ref()),
+        bg.and_then(|b| b.post_promotion_analysis_run_status.as_ref()),
     ]
     .into_iter()
     .flatten()
@@ -73,16 +80,7 @@ pub fn runs_to_look_up(ro: &Rollout, cached: &[AnalysisRun]) -> Vec<String> {
 pub fn referenced_templates(ro: &Rollout) -> (Vec<String>, Vec<String>) {
     let mut ns = Vec::new();
     let mut cluster = Vec::new();
-    let Some(canary) = ro.spec.strategy.canary.as_ref() else {
-        return (ns, cluster);
-    };
-    let step_refs = canary
-        .steps
-        .iter()
-        .flatten()
-        .filter_map(|s| s.analysis.as_ref());
-    let bg = canary.analysis.as_ref().map(|b| &b.rollout_analysis);
-    for a in step_refs.chain(bg) {
+    for (_, a) in rollout_analyses(ro) {
         for t in a.templates.iter().flatten() {
             let name = t.template_name.clone().unwrap_or_default();
             let list = if t.cluster_scope.unwrap_or(false) {
@@ -96,6 +94,32 @@ pub fn referenced_templates(ro: &Rollout) -> (Vec<String>, Vec<String>) {
         }
     }
     (ns, cluster)
+}
+
+/// What a Rollout analyses, in Argo's order (blue-green pre- then post-promotion; canary
+/// background then steps), with each one's `templates` field path.
+pub fn rollout_analyses(ro: &Rollout) -> Vec<(String, &RolloutAnalysis)> {
+    let mut out = Vec::new();
+    if let Some(bg) = ro.spec.strategy.blue_green.as_ref() {
+        let base = "spec.strategy.blueGreen";
+        if let Some(a) = &bg.pre_promotion_analysis {
+            out.push((format!("{base}.prePromotionAnalysis.templates"), a));
+        }
+        if let Some(a) = &bg.post_promotion_analysis {
+            out.push((format!("{base}.postPromotionAnalysis.templates"), a));
+        }
+    } else if let Some(canary) = ro.spec.strategy.canary.as_ref() {
+        let base = "spec.strategy.canary";
+        if let Some(b) = &canary.analysis {
+            out.push((format!("{base}.analysis.templates"), &b.rollout_analysis));
+        }
+        for (i, s) in canary.steps.iter().flatten().enumerate() {
+            if let Some(a) = &s.analysis {
+                out.push((format!("{base}.steps[{i}].analysis.templates"), a));
+            }
+        }
+    }
+    out
 }
 
 /// Read-only accessors over a ReplicaSet, with Kubernetes' defaults applied.

@@ -1,5 +1,6 @@
 //! Argo's validation of the objects a Rollout references (`validation_references.go`,
-//! `ValidateAnalysisTemplatesWithType`): for the background analysis and every analysis step,
+//! `ValidateAnalysisTemplatesWithType`): for the background analysis, every analysis step and the
+//! blue-green pre- and post-promotion analyses,
 //! the templates must combine into a run (Argo's `NewAnalysisRunFromTemplates` with the Rollout's
 //! arguments), a step's metrics must end (a metric with an interval and no count runs forever),
 //! and a background template's arguments must be supplied. Each failure is an `InvalidSpec`
@@ -9,6 +10,7 @@ use crate::analysis::args::{merge_args, resolve_metric, rollout_args};
 use crate::analysis::templates::{flatten_resolved, resolve};
 use crate::api::analysis::{AnalysisTemplate, Argument, ClusterAnalysisTemplate, Metric};
 use crate::api::rollout::{Rollout, RolloutAnalysis};
+use crate::rollout::observed::rollout_analyses;
 use crate::rollout::validation::{FieldError, invalid, quoted};
 
 /// The first reference error of the Rollout's analyses, if any. Missing templates are reported
@@ -18,24 +20,10 @@ pub fn validate_references(
     templates: &[AnalysisTemplate],
     cluster_templates: &[ClusterAnalysisTemplate],
 ) -> Option<FieldError> {
-    let canary = ro.spec.strategy.canary.as_ref()?;
-    let mut groups: Vec<(String, &RolloutAnalysis, bool)> = Vec::new();
-    if let Some(bg) = &canary.analysis {
-        groups.push((
-            "spec.strategy.canary.analysis.templates".into(),
-            &bg.rollout_analysis,
-            true,
-        ));
-    }
-    for (i, s) in canary.steps.iter().flatten().enumerate() {
-        if let Some(a) = &s.analysis {
-            groups.push((
-                format!("spec.strategy.canary.steps[{i}].analysis.templates"),
-                a,
-                false,
-            ));
-        }
-    }
+    let groups = rollout_analyses(ro).into_iter().map(|(path, a)| {
+        let background = path.ends_with("canary.analysis.templates");
+        (path, a, background)
+    });
     for (path, analysis, background) in groups {
         if let Some(e) = validate_group(
             ro,

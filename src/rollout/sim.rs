@@ -6,10 +6,13 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::analysis::{AnalysisRun, AnalysisRunStatus, AnalysisTemplate};
-use crate::api::consts::ANNOTATION_REVISION;
+use crate::api::consts::{
+    ANNOTATION_MANAGED_BY_ROLLOUTS, ANNOTATION_REVISION, LABEL_POD_TEMPLATE_HASH,
+};
 use crate::api::rollout::{Rollout, RolloutStatus};
 use crate::rollout::Observed;
 use crate::rollout::effects::{Plan, PlannedEvent};
@@ -40,6 +43,8 @@ pub struct Sim {
     pub templates: Vec<AnalysisTemplate>,
     /// Runs a live read would find deleted.
     pub gone_runs: Vec<String>,
+    /// Services of the namespace.
+    pub services: Vec<Service>,
     serial: i64,
 }
 
@@ -64,6 +69,7 @@ impl Sim {
             runs: Vec::new(),
             templates: Vec::new(),
             gone_runs: Vec::new(),
+            services: Vec::new(),
             serial: 0,
         }
     }
@@ -92,6 +98,7 @@ impl Sim {
             pods: None,
             orphans: &[],
             same_name: None,
+            services: &self.services,
         };
         let p = plan(&obs, self.now);
         self.apply(&p);
@@ -132,6 +139,9 @@ impl Sim {
             if let Some(rs) = self.rss.iter_mut().find(|r| r.name() == u.name) {
                 let ann = rs.metadata.annotations.get_or_insert_with(BTreeMap::new);
                 ann.extend(u.annotations.clone());
+                for k in &u.remove_annotations {
+                    ann.remove(k);
+                }
                 if let Some(n) = u.replicas {
                     rs.spec.replicas = Some(n);
                 }
@@ -179,6 +189,34 @@ impl Sim {
                 .iter()
                 .any(|d| Some(d) == r.metadata.name.as_ref())
         });
+        for c in &p.services {
+            let name = self.ro.metadata.name.clone().unwrap_or_default();
+            if let Some(svc) = self
+                .services
+                .iter_mut()
+                .find(|s| s.metadata.name.as_ref() == Some(&c.name))
+            {
+                let sel = svc
+                    .spec
+                    .get_or_insert_with(Default::default)
+                    .selector
+                    .get_or_insert_with(BTreeMap::new);
+                let ann = svc.metadata.annotations.get_or_insert_with(BTreeMap::new);
+                match &c.hash {
+                    Some(h) => {
+                        sel.insert(LABEL_POD_TEMPLATE_HASH.into(), h.clone());
+                        if c.annotate {
+                            ann.insert(ANNOTATION_MANAGED_BY_ROLLOUTS.into(), name);
+                        }
+                    }
+                    None => {
+                        sel.remove(LABEL_POD_TEMPLATE_HASH);
+                        ann.remove(ANNOTATION_MANAGED_BY_ROLLOUTS);
+                    }
+                }
+                self.writes += 1;
+            }
+        }
         self.events.extend(p.events.iter().cloned());
         self.settle_pods();
     }
@@ -266,6 +304,36 @@ impl Sim {
 }
 
 impl Sim {
+    /// Add a Service selecting `selector`.
+    pub fn add_service(&mut self, name: &str, selector: &[(&str, &str)]) {
+        let mut svc = Service::default();
+        svc.metadata.name = Some(name.into());
+        svc.metadata.namespace = self.ro.metadata.namespace.clone();
+        svc.spec = Some(ServiceSpec {
+            selector: Some(
+                selector
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..ServiceSpec::default()
+        });
+        self.services.push(svc);
+    }
+
+    /// The pod-template hash Service `name` selects ("" for none).
+    pub fn service_hash(&self, name: &str) -> String {
+        crate::rollout::services::selector_hash(crate::rollout::services::find(
+            &self.services,
+            name,
+        ))
+    }
+
+    /// The ReplicaSet with pod-template hash `hash`.
+    pub fn rs_by_hash(&self, hash: &str) -> Option<&ReplicaSet> {
+        self.rss.iter().find(|rs| rs.hash() == Some(hash))
+    }
+
     /// Play the analysis controller: give the named run a phase (and message).
     pub fn set_run_phase(&mut self, name: &str, phase: &str, message: &str) {
         if let Some(r) = self

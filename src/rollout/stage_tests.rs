@@ -85,6 +85,7 @@ fn a_foreign_replica_set_with_the_new_name_bumps_the_collision_count() {
     let foreign = orphan(&name, "frontend", Some("someone-else"));
     let obs = Observed {
         same_name: Some(&foreign),
+        services: &[],
         ..Observed::new(&sim.ro, &[])
     };
     let p = plan(&obs, sim.now);
@@ -100,6 +101,7 @@ fn a_foreign_replica_set_with_the_new_name_bumps_the_collision_count() {
     for _ in 0..2 {
         let obs = Observed {
             same_name: Some(&foreign),
+            services: &[],
             ..Observed::new(&sim.ro, &[])
         };
         let p = plan(&obs, sim.now);
@@ -119,6 +121,7 @@ fn our_own_replica_set_with_the_new_name_is_no_collision() {
     let own = sim.rss[0].clone();
     let obs = Observed {
         same_name: Some(&own),
+        services: &[],
         ..Observed::new(&sim.ro, &sim.rss)
     };
     assert!(plan(&obs, sim.now).is_noop());
@@ -148,7 +151,11 @@ fn with_canary(extra: &str) -> Sim {
         extra.trim_start_matches('\n'),
     );
     assert_ne!(yaml, SEED, "the seed's steps were not found");
-    Sim::new(&yaml)
+    let mut sim = Sim::new(&yaml);
+    for svc in ["frontend-canary", "frontend-stable"] {
+        sim.add_service(svc, &[("app", "frontend")]);
+    }
+    sim
 }
 
 #[test]
@@ -161,8 +168,6 @@ fn unimplemented_fields_get_a_condition_and_one_event_naming_each() {
     assert_eq!(c.reason.as_deref(), Some(REASON_NOT_IMPLEMENTED));
     let msg = c.message.clone().unwrap_or_default();
     for field in [
-        "spec.strategy.canary.canaryService",
-        "spec.strategy.canary.stableService",
         "spec.strategy.canary.trafficRouting.istio (traffic is not shifted",
         "spec.strategy.canary.trafficRouting.managedRoutes",
         "spec.strategy.canary.steps[1].setHeaderRoute",
@@ -171,6 +176,7 @@ fn unimplemented_fields_get_a_condition_and_one_event_naming_each() {
     }
     // The rollout still runs as far as it safely can: the initial deploy is Healthy.
     assert_eq!(sim.phase().0, PHASE_HEALTHY);
+    assert!(!msg.contains("Service"), "Services are managed now: {msg}");
     let warnings: Vec<_> = sim
         .events
         .iter()

@@ -139,10 +139,22 @@ pub fn calculate_phase(spec: &RolloutSpec, status: &RolloutStatus) -> (String, S
             );
         }
         if !is_fully_promoted(status) {
-            return (
-                PHASE_PROGRESSING.into(),
-                "waiting for post-promotion verification to complete".into(),
-            );
+            let waiting_for_analysis = spec
+                .strategy
+                .blue_green
+                .as_ref()
+                .is_some_and(|b| b.post_promotion_analysis.is_some())
+                && status
+                    .blue_green
+                    .as_ref()
+                    .and_then(|b| b.post_promotion_analysis_run_status.as_ref())
+                    .is_none_or(|r| !crate::analysis::run::is_completed(&r.status));
+            let msg = if waiting_for_analysis {
+                "waiting for analysis to complete"
+            } else {
+                "waiting for post-promotion verification to complete"
+            };
+            return (PHASE_PROGRESSING.into(), msg.into());
         }
     } else if let Some(canary) = &spec.strategy.canary {
         if canary.traffic_routing.is_none() && status.replicas.unwrap_or(0) > updated {
@@ -237,6 +249,11 @@ pub struct Finish<'a> {
     pub replicas: i32,
     /// Available pods over every ReplicaSet of the Rollout.
     pub available: i32,
+    /// The strategy's own `Available` verdict (blue-green: the active ReplicaSet is saturated);
+    /// `None`: at least `replicas` pods are available.
+    pub min_available: Option<bool>,
+    /// An older ReplicaSet waits for its scale-down deadline: no progress deadline runs.
+    pub waiting_for_scale_down: bool,
     /// The first failing ReplicaSet's `ReplicaFailure` condition, new ReplicaSet first.
     pub replica_failure: Option<RolloutCondition>,
     /// The current step waits indefinitely (pause, analysis, experiment) or the rollout is paused.
@@ -554,7 +571,7 @@ fn calculate_conditions(
                 remove_condition(st, CONDITION_PROGRESSING);
             }
             set_condition(st, c);
-        } else if !f.indefinite_step && f.timed_out(st) {
+        } else if !f.indefinite_step && !f.waiting_for_scale_down && f.timed_out(st) {
             let msg = format!("ReplicaSet \"{}\" has timed out progressing.", f.new_name);
             set_condition(
                 st,
@@ -569,7 +586,8 @@ fn calculate_conditions(
         }
     }
 
-    let (status, message) = if f.available >= f.replicas {
+    let available = f.min_available.unwrap_or(f.available >= f.replicas);
+    let (status, message) = if available {
         ("True", "Rollout has minimum availability")
     } else {
         ("False", "Rollout does not have minimum availability")

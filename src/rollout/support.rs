@@ -1,32 +1,23 @@
 //! What this version of Sluice accepts but does not act on yet. Every such field of a spec is
 //! named in the Rollout's `NotImplemented` condition (and a warning event), with what happens
 //! instead, so nobody believes traffic is shifted, a Service is switched or a gate is checked
-//! when it is not. Blue-green and `workloadRef`, which cannot run at all yet, are refused as
-//! `InvalidSpec` instead (see `rollout::plan`). Keep this list and the README's compatibility
+//! when it is not. `workloadRef`, which cannot run at all yet, is refused as `InvalidSpec`
+//! instead (see `rollout::plan`). Keep this list and the README's compatibility
 //! section in step.
 
-use crate::api::rollout::{Rollout, RolloutTrafficRouting};
+use crate::api::rollout::{BlueGreenStrategy, Rollout, RolloutTrafficRouting};
 
 /// One line per field the spec uses that is not acted on, in spec order.
 pub fn not_implemented(ro: &Rollout) -> Vec<String> {
+    if let Some(bg) = ro.spec.strategy.blue_green.as_ref() {
+        return blue_green(bg);
+    }
     let Some(c) = ro.spec.strategy.canary.as_ref() else {
         return Vec::new();
     };
     let mut out = Vec::new();
     let base = "spec.strategy.canary";
     let mut field = |path: String, instead: &str| out.push(format!("{path} ({instead})"));
-    if c.canary_service.is_some() {
-        field(
-            format!("{base}.canaryService"),
-            "the Service's selector is not pointed at the canary pods",
-        );
-    }
-    if c.stable_service.is_some() {
-        field(
-            format!("{base}.stableService"),
-            "the Service's selector is not pointed at the stable pods",
-        );
-    }
     if let Some(t) = &c.traffic_routing {
         let named = routers(t);
         if named.is_empty() {
@@ -111,6 +102,33 @@ pub fn not_implemented(ro: &Rollout) -> Vec<String> {
             );
         }
     }
+    out
+}
+
+/// What a blue-green spec uses that is not acted on.
+fn blue_green(bg: &BlueGreenStrategy) -> Vec<String> {
+    let base = "spec.strategy.blueGreen";
+    let mut out = Vec::new();
+    let mut field = |present: bool, path: &str, instead: &str| {
+        if present {
+            out.push(format!("{base}.{path} ({instead})"));
+        }
+    };
+    field(
+        bg.anti_affinity.is_some(),
+        "antiAffinity",
+        "no anti-affinity is added to the pods",
+    );
+    field(
+        bg.active_metadata.is_some(),
+        "activeMetadata",
+        "the labels and annotations are not added to the active pods",
+    );
+    field(
+        bg.preview_metadata.is_some(),
+        "previewMetadata",
+        "the labels and annotations are not added to the preview pods",
+    );
     out
 }
 

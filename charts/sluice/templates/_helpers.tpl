@@ -88,6 +88,11 @@ cluster-wide install and the Role of a namespaced one). Secrets are not here: se
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["list", "watch", "get", "create", "delete"]
+# Services a Rollout names: cached (metadata and selector only); their selector and
+# managed-by annotation are merge-patched.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["list", "watch", "patch"]
 # Pods are listed (by each Rollout's selector, never watched or cached) and evicted only while a
 # `kubectl sluice restart` is being carried out.
 - apiGroups: [""]

@@ -34,6 +34,7 @@ impl Canary<'_> {
             revision: self.cx.rs.new_revision.to_string(),
             step_index: self.current_index(),
             cancel_all,
+            new_rs: self.cx.rs.new_rs,
         });
         if let Some(msg) = out.invalid {
             return Err(msg);

@@ -99,6 +99,8 @@ impl<'a> Canary<'a> {
             return self.cx.plan;
         }
         gc_history(&mut self.cx);
+        self.cx.release_unnamed_services();
+        self.cx.reconcile_canary_services();
         if let Err(msg) = self.reconcile_analysis(&mut st) {
             let name = self.cx.ro.metadata.name.clone().unwrap_or_default();
             let msg = format!("The Rollout \"{name}\" is invalid: {msg}");

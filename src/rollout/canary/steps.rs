@@ -206,32 +206,9 @@ impl Canary<'_> {
     }
 
     fn promote_stable(&mut self, st: &mut RolloutStatus, reason: &str) {
-        self.cx.pause.clear = true;
-        self.cx.pause.remove_abort = true;
-        st.promote_full = None;
         let n = self.step_count();
+        self.cx.promote_stable(st, reason);
         st.current_step_index = if n > 0 { Some(n) } else { None };
-        let new_hash = self.cx.rs.new_hash.clone();
-        if st.stable_rs.as_deref() != Some(new_hash.as_str()) {
-            // The attempt's outcome is known now; it finishes once the new pods are available.
-            if let Some(d) = st.duration.as_mut()
-                && d.completion_status.is_none()
-            {
-                let fast = self.cx.prev.promote_full.unwrap_or(false);
-                let status = if fast {
-                    COMPLETION_FAST_PROMOTED
-                } else {
-                    COMPLETION_PROMOTED
-                };
-                d.completion_status = Some(status.into());
-            }
-            st.stable_rs = Some(new_hash.clone());
-            let msg = format!(
-                "Rollout completed update to revision {} ({new_hash}): {reason}",
-                self.cx.rs.new_revision
-            );
-            self.cx.event(false, REASON_ROLLOUT_COMPLETED, msg);
-        }
     }
 
     /// The current step waits indefinitely (pause, analysis, experiment) or the rollout is
