@@ -533,12 +533,12 @@ pub async fn bg_preview_replica_count(c: &Cluster) -> Result<()> {
     let all = events.all();
     ensure!(
         switches(&all, act) == [switch_msg(act, "", &h1), switch_msg(act, &h1, &h2)],
-        "active switches: {:?}",
+        "active switches: {:?}; all events {all:?}",
         switches(&all, act)
     );
     ensure!(
         switches(&all, prev) == [switch_msg(prev, "", &h1), switch_msg(prev, &h1, &h2)],
-        "preview switches: {:?}",
+        "preview switches: {:?}; all events {all:?}",
         switches(&all, prev)
     );
     f.cleanup().await
@@ -649,7 +649,11 @@ pub async fn bg_update(c: &Cluster) -> Result<()> {
         "RolloutCompleted",
     ];
     let got = events.settle(&want, Duration::from_secs(3)).await;
-    ensure!(got == want, "event reasons:\n got {got:?}\nwant {want:?}");
+    ensure!(
+        got == want,
+        "event reasons:\n got {got:?}\nwant {want:?}\nevents {:?}",
+        events.all()
+    );
     let (h1, h2) = (
         v.revision_hash(1).unwrap_or_default(),
         v.revision_hash(2).unwrap_or_default(),
@@ -1222,6 +1226,13 @@ pub async fn bg_active_always_has_endpoints(c: &Cluster) -> Result<()> {
             "      activeService: {act}\n      previewService: {prev}\n      autoPromotionEnabled: false\n      scaleDownDelaySeconds: 3\n"
         ),
     );
+    // Bound to a Node object by name (no scheduler): the endpoints controller publishes only
+    // addresses of pods on a node.
+    let yaml = yaml.replace(
+        "    spec:\n      containers:",
+        "    spec:\n      nodeName: e2e-node\n      containers:",
+    );
+    f.ensure_node("e2e-node").await?;
     given(&mut f, &[(act, app), (prev, app)], &yaml).await?;
     wait_phase(&f, "Healthy").await?;
     expect_active(&f, act, 1).await?;
@@ -1230,10 +1241,15 @@ pub async fn bg_active_always_has_endpoints(c: &Cluster) -> Result<()> {
         if f.endpoints_ready(act).await? == 3 {
             break;
         }
-        ensure!(
-            first.elapsed() < T,
-            "active Service never reached 3 ready endpoints"
-        );
+        if first.elapsed() > T {
+            let api: Api<k8s_openapi::api::core::v1::Endpoints> =
+                Api::namespaced(f.client.clone(), &f.ns);
+            bail!(
+                "active Service never reached 3 ready endpoints: {:?}; Service {:?}",
+                api.get_opt(act).await?,
+                f.service(act).await?
+            );
+        }
         sleep(0.1).await;
     }
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
@@ -449,6 +449,19 @@ impl Fixture {
             .iter()
             .map(|s| s.addresses.as_ref().map_or(0, Vec::len))
             .sum())
+    }
+
+    /// A Node object (cluster-scoped) for pods to be bound to by `spec.nodeName`: there is no
+    /// scheduler, and the endpoints controller only publishes addresses of pods with a node.
+    /// Nothing runs it (node lifecycle is off); the fake kubelet serves pods wherever bound.
+    pub async fn ensure_node(&self, name: &str) -> Result<()> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let node: Node = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+        match nodes.create(&PostParams::default(), &node).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Pods (not being deleted) carrying `hash`, as upstream's `ExpectRevisionPodCount` counts.
