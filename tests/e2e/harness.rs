@@ -3,15 +3,17 @@
 //! scenario (namespaced, so scenarios run in parallel and one can kill its controller without
 //! touching the others).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use sluice::api::rollout::Rollout;
@@ -379,5 +381,250 @@ impl Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         let _ = self.kill_controller();
+    }
+}
+
+/// A Service like upstream's `newService(name, label)`: port 80 → 80, selector `app: <app>`.
+pub fn service_manifest(name: &str, app: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"ports": [{"port": 80, "targetPort": 80}], "selector": {"app": app}},
+    })
+}
+
+/// `Rollout`-independent reads and writes of Services and their Endpoints.
+impl Fixture {
+    pub fn services(&self) -> Api<Service> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Given: create a Service (port 80 → 80) selecting `app: <app>`.
+    pub async fn given_service(&self, name: &str, app: &str) -> Result<()> {
+        let svc: Service = serde_json::from_value(service_manifest(name, app))?;
+        self.services().create(&PostParams::default(), &svc).await?;
+        Ok(())
+    }
+
+    pub async fn service(&self, name: &str) -> Result<Service> {
+        Ok(self.services().get(name).await?)
+    }
+
+    /// The Service's `spec.selector` (empty when it has none).
+    pub async fn service_selector(&self, name: &str) -> Result<BTreeMap<String, String>> {
+        Ok(self
+            .service(name)
+            .await?
+            .spec
+            .and_then(|s| s.selector)
+            .unwrap_or_default())
+    }
+
+    /// The `rollouts-pod-template-hash` key of the Service's selector.
+    pub async fn service_hash(&self, name: &str) -> Result<Option<String>> {
+        Ok(self.service_selector(name).await?.get(POD_HASH).cloned())
+    }
+
+    /// The Service's `argo-rollouts.argoproj.io/managed-by-rollouts` annotation.
+    pub async fn service_managed_by(&self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .service(name)
+            .await?
+            .annotations()
+            .get(MANAGED_BY)
+            .cloned())
+    }
+
+    /// Ready addresses of the Service's Endpoints (filled by kube-controller-manager); 0 when
+    /// the Endpoints object does not exist yet.
+    pub async fn endpoints_ready(&self, name: &str) -> Result<usize> {
+        let api: Api<Endpoints> = Api::namespaced(self.client.clone(), &self.ns);
+        let Some(ep) = api.get_opt(name).await? else {
+            return Ok(0);
+        };
+        Ok(ep
+            .subsets
+            .unwrap_or_default()
+            .iter()
+            .map(|s| s.addresses.as_ref().map_or(0, Vec::len))
+            .sum())
+    }
+
+    /// A Node object (cluster-scoped) for pods to be bound to by `spec.nodeName`: there is no
+    /// scheduler, and the endpoints controller only publishes addresses of pods with a node.
+    /// Nothing runs it (node lifecycle is off); the fake kubelet serves pods wherever bound.
+    pub async fn ensure_node(&self, name: &str) -> Result<()> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let node: Node = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+        match nodes.create(&PostParams::default(), &node).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Pods (not being deleted) carrying `hash`, as upstream's `ExpectRevisionPodCount` counts.
+    pub async fn pods_with_hash(&self, hash: &str) -> Result<usize> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let lp = ListParams::default().labels(&format!("{POD_HASH}={hash}"));
+        Ok(pods
+            .list(&lp)
+            .await?
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .count())
+    }
+
+    /// Pods of the ReplicaSet with annotation `rollout.argoproj.io/revision: <rev>`.
+    pub async fn revision_pods(&self, rev: u32) -> Result<usize> {
+        let v = self.view().await?;
+        let Some(hash) = v.revision_hash(rev) else {
+            bail!("[{}] no ReplicaSet with revision {rev}", self.name);
+        };
+        self.pods_with_hash(&hash).await
+    }
+
+    /// Start recording the (reason, message) of every Event about Rollout `rollout`.
+    pub async fn watch_events(&self, rollout: &str) -> Result<EventLog> {
+        use futures::{StreamExt, TryStreamExt};
+        use k8s_openapi::api::events::v1::Event;
+        use kube::api::{WatchEvent, WatchParams};
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
+        let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let mut stream = events.watch(&WatchParams::default(), "0").await?.boxed();
+        let sink = seen.clone();
+        let name = rollout.to_string();
+        let task = tokio::spawn(async move {
+            while let Ok(Some(ev)) = stream.try_next().await {
+                let e = match ev {
+                    WatchEvent::Added(e) | WatchEvent::Modified(e) => e,
+                    _ => continue,
+                };
+                let regarding = e.regarding.as_ref();
+                if regarding.and_then(|r| r.kind.as_deref()) == Some("Rollout")
+                    && regarding.and_then(|r| r.name.as_deref()) == Some(name.as_str())
+                    && let (Ok(mut s), Some(reason)) = (sink.lock(), e.reason)
+                {
+                    s.push((reason, e.note.unwrap_or_default()));
+                }
+            }
+        });
+        Ok(EventLog { seen, task })
+    }
+}
+
+/// Events recorded by [`Fixture::watch_events`]; the watch stops on drop.
+pub struct EventLog {
+    seen: Arc<Mutex<Vec<(String, String)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EventLog {
+    pub fn all(&self) -> Vec<(String, String)> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+    pub fn reasons(&self) -> Vec<String> {
+        self.all().into_iter().map(|(r, _)| r).collect()
+    }
+    /// Wait up to `timeout` for the reasons to equal `want` exactly; the last list otherwise.
+    pub async fn settle(&self, want: &[&str], timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.reasons();
+            if got == want || Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub const POD_HASH: &str = "rollouts-pod-template-hash";
+pub const MANAGED_BY: &str = "argo-rollouts.argoproj.io/managed-by-rollouts";
+
+/// Blue-green reads of the Rollout status and its ReplicaSets.
+impl View {
+    fn bg(&self) -> Option<&sluice::api::rollout::BlueGreenStatus> {
+        self.ro.status.as_ref()?.blue_green.as_ref()
+    }
+    pub fn active_selector(&self) -> Option<String> {
+        self.bg()?.active_selector.clone()
+    }
+    pub fn preview_selector(&self) -> Option<String> {
+        self.bg()?.preview_selector.clone()
+    }
+    /// Upstream's `ExpectReplicaCounts(desired, current, updated, ready, available)`:
+    /// spec.replicas (default 1), status.replicas, .updatedReplicas, .readyReplicas,
+    /// .availableReplicas.
+    pub fn counts(&self) -> (i32, i32, i32, i32, i32) {
+        let st = self.ro.status.clone().unwrap_or_default();
+        (
+            self.ro.spec.replicas.unwrap_or(1),
+            st.replicas.unwrap_or(0),
+            st.updated_replicas.unwrap_or(0),
+            st.ready_replicas.unwrap_or(0),
+            st.available_replicas.unwrap_or(0),
+        )
+    }
+    pub fn revision_rs(&self, rev: u32) -> Option<&ReplicaSet> {
+        let rev = rev.to_string();
+        self.rss
+            .iter()
+            .find(|rs| rs.annotations().get("rollout.argoproj.io/revision") == Some(&rev))
+    }
+    pub fn revision_hash(&self, rev: u32) -> Option<String> {
+        self.revision_rs(rev)?.labels().get(POD_HASH).cloned()
+    }
+    /// spec.replicas of the ReplicaSet of revision `rev` (None: no such ReplicaSet).
+    pub fn revision_replicas(&self, rev: u32) -> Option<i32> {
+        self.revision_rs(rev)?.spec.replicas
+    }
+    pub fn revision_annotation(&self, rev: u32, key: &str) -> Option<String> {
+        self.revision_rs(rev)?.annotations().get(key).cloned()
+    }
+    pub fn abort(&self) -> bool {
+        self.ro.status.as_ref().and_then(|s| s.abort) == Some(true)
+    }
+    pub fn condition(&self, type_: &str) -> Option<(String, Option<String>)> {
+        let c = self
+            .ro
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == type_)?;
+        Some((c.status.clone(), c.reason.clone()))
+    }
+    pub fn conditions_len(&self) -> usize {
+        self.ro
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .map_or(0, Vec::len)
+    }
+    pub fn pause_reasons(&self) -> Vec<String> {
+        self.ro
+            .status
+            .as_ref()
+            .and_then(|s| s.pause_conditions.as_ref())
+            .map(|p| p.iter().map(|c| c.reason.clone()).collect())
+            .unwrap_or_default()
+    }
+    pub fn observed(&self) -> bool {
+        self.ro.metadata.generation.map(|g| g.to_string())
+            == self
+                .ro
+                .status
+                .as_ref()
+                .and_then(|s| s.observed_generation.clone())
     }
 }

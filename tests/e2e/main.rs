@@ -2,6 +2,7 @@
 //! namespaced controller. Prints `N passed, M failed` and exits non-zero on any failure.
 
 mod analysis;
+mod bluegreen;
 mod cli;
 mod compat;
 mod harness;
@@ -164,6 +165,75 @@ async fn main() {
         (
             "analysis_job_failure",
             Box::pin(analysis::job_provider(c, false)),
+        ),
+        (
+            "bg_ephemeral_metadata",
+            Box::pin(bluegreen::bg_ephemeral_metadata(c)),
+        ),
+        (
+            "bg_progress_deadline_exceeded_with_pause",
+            Box::pin(bluegreen::bg_progress_deadline_exceeded(c, true)),
+        ),
+        (
+            "bg_progress_deadline_exceeded_without_pause",
+            Box::pin(bluegreen::bg_progress_deadline_exceeded(c, false)),
+        ),
+        (
+            "bg_preview_replica_count",
+            Box::pin(bluegreen::bg_preview_replica_count(c)),
+        ),
+        (
+            "bg_preview_replica_count_promote_full",
+            Box::pin(bluegreen::bg_preview_replica_count_promote_full(c)),
+        ),
+        ("bg_promote_full", Box::pin(bluegreen::bg_promote_full(c))),
+        ("bg_update", Box::pin(bluegreen::bg_update(c))),
+        ("bg_to_canary", Box::pin(bluegreen::bg_to_canary(c))),
+        (
+            "bg_scale_down_delay",
+            Box::pin(bluegreen::bg_scale_down_delay(c)),
+        ),
+        (
+            "bg_exceed_progress_deadline_abort",
+            Box::pin(bluegreen::bg_exceed_progress_deadline_abort(c)),
+        ),
+        (
+            "bg_scale_down_on_abort",
+            Box::pin(bluegreen::bg_scale_down_on_abort(c)),
+        ),
+        (
+            "bg_kubectl_wait_for_paused",
+            Box::pin(bluegreen::bg_kubectl_wait_for_paused(c)),
+        ),
+        (
+            "bg_kubectl_wait_for_completed",
+            Box::pin(bluegreen::bg_kubectl_wait_for_completed(c)),
+        ),
+        (
+            "bg_workload_ref_template",
+            Box::pin(bluegreen::bg_workload_ref_template(c)),
+        ),
+        ("bg_analysis", Box::pin(bluegreen::bg_analysis(c))),
+        (
+            "bg_pre_promotion_fail",
+            Box::pin(bluegreen::bg_pre_promotion_fail(c)),
+        ),
+        (
+            "bg_post_promotion_fail",
+            Box::pin(bluegreen::bg_post_promotion_fail(c)),
+        ),
+        (
+            "bg_abort_and_update",
+            Box::pin(bluegreen::bg_abort_and_update(c)),
+        ),
+        ("bg_kitchen_sink", Box::pin(bluegreen::bg_kitchen_sink(c))),
+        (
+            "bg_active_always_has_endpoints",
+            Box::pin(bluegreen::bg_active_always_has_endpoints(c)),
+        ),
+        (
+            "canary_services_follow_steps",
+            Box::pin(bluegreen::canary_services_follow_steps(c)),
         ),
         ("cli_promote", Box::pin(cli::cli_promote(c))),
         ("cli_abort_retry", Box::pin(cli::cli_abort_retry(c))),
