@@ -126,6 +126,13 @@ fn added_to_informer(ro: &Rollout, plan: &mut Plan) {
 fn unrunnable(obs: &Observed) -> Option<String> {
     let ro = obs.rollout;
     let name = ro.metadata.name.as_deref().unwrap_or("");
+    // Argo resolves the workload reference before it validates, and refuses a template beside
+    // it (`templateref.go`: any label, annotation or pod spec makes it non-empty).
+    if ro.spec.workload_ref.is_some() && !empty_template(ro) {
+        return Some(format!(
+            "The Rollout \"{name}\" is invalid: template must be empty for workload reference rollout"
+        ));
+    }
     let errors = validate(ro);
     if let Some(msg) = invalid_spec_message(ro, &errors) {
         return Some(msg);
@@ -150,6 +157,18 @@ fn unrunnable(obs: &Observed) -> Option<String> {
     }
     references::validate_references(ro, obs.templates, obs.cluster_templates)
         .map(|e| format!("The Rollout \"{name}\" is invalid: {e}"))
+}
+
+/// Argo's `RolloutSpec.EmptyTemplate`: no labels, no annotations, an all-default pod spec.
+fn empty_template(ro: &Rollout) -> bool {
+    let Some(t) = ro.spec.template.as_ref() else {
+        return true;
+    };
+    let meta_empty = t.metadata.as_ref().is_none_or(|m| {
+        m.labels.as_ref().is_none_or(|l| l.is_empty())
+            && m.annotations.as_ref().is_none_or(|a| a.is_empty())
+    });
+    meta_empty && t.spec.as_ref().is_none_or(|s| *s == Default::default())
 }
 
 /// Argo's reference validation: every analysis template the Rollout names must exist.

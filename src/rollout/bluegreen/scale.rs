@@ -115,7 +115,8 @@ impl BlueGreen<'_> {
 
     /// Look again when `at` passes.
     fn wake_at(&mut self, at: Timestamp) {
-        let d = until(self.cx.now, at).unwrap_or(Duration::ZERO) + Duration::from_secs(1);
+        // Deadlines are whole seconds and compared strictly: just past `at` it has passed.
+        let d = until(self.cx.now, at).unwrap_or(Duration::ZERO) + Duration::from_millis(50);
         self.cx.requeue.push(d);
     }
 
