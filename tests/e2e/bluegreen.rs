@@ -1388,3 +1388,103 @@ pub async fn canary_services_follow_steps(c: &Cluster) -> Result<()> {
     services_at(&f, "promoted", &h2, &h2).await?;
     f.cleanup().await
 }
+
+/// Crash-resume during a blue-green promotion: the controller is killed with SIGKILL at varying
+/// instants from the promote until the old ReplicaSet is scaled down. The active Service is
+/// switched exactly once and never back, the old ReplicaSet's scale-down deadline is written once
+/// and never moved (nor lost), and it is scaled down only once that deadline has passed.
+pub async fn bg_kill9_resume(c: &Cluster) -> Result<()> {
+    let mut f = Fixture::new(c, "bg-kill9").await?;
+    let (act, app) = ("bg-kill9-active", "bg-kill9");
+    let yaml = bg_rollout(
+        app,
+        app,
+        "  replicas: 2\n",
+        &format!(
+            "      activeService: {act}\n      autoPromotionEnabled: false\n      scaleDownDelaySeconds: 8\n"
+        ),
+    );
+    given(&mut f, &[(act, app)], &yaml).await?;
+    wait_phase(&f, "Healthy").await?;
+    update_spec(&f).await?;
+    wait_phase(&f, "Paused").await?;
+    let events = f.watch_events(app).await?;
+    let v = f.view().await?;
+    let (Some(h1), Some(h2)) = (v.revision_hash(1), v.revision_hash(2)) else {
+        anyhow::bail!("two revisions expected");
+    };
+    promote(&f).await?;
+    let start = Instant::now();
+    let mut kills = 0;
+    let mut switched = false;
+    let mut deadline: Option<String> = None;
+    let mut delays = [300u64, 900, 500, 1300, 200, 700, 1100].iter().cycle();
+    loop {
+        let until = Instant::now() + Duration::from_millis(*delays.next().unwrap_or(&700));
+        while Instant::now() < until {
+            let v = f.view().await?;
+            let active = f.service_hash(act).await?;
+            if active.as_deref() == Some(h2.as_str()) {
+                switched = true;
+            }
+            ensure!(
+                !switched || active.as_deref() == Some(h2.as_str()),
+                "the active Service went back to {active:?} after the switch"
+            );
+            let d = v.revision_annotation(1, "scale-down-deadline");
+            let replicas = v.revision_replicas(1).unwrap_or(0);
+            match (&deadline, &d) {
+                (None, Some(now)) => deadline = Some(now.clone()),
+                (Some(first), Some(now)) => {
+                    ensure!(first == now, "deadline moved: {first} -> {now}")
+                }
+                (Some(first), None) if replicas > 0 => {
+                    anyhow::bail!("deadline {first} lost while the old ReplicaSet is up")
+                }
+                _ => {}
+            }
+            if replicas == 0
+                && let Some(dl) = &deadline
+            {
+                let at: jiff::Timestamp = dl.parse()?;
+                ensure!(
+                    jiff::Timestamp::now() >= at,
+                    "scaled down before its deadline {dl}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let v = f.view().await?;
+        if v.revision_replicas(1) == Some(0) && phase(&v) == "Healthy" {
+            break;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(90),
+            "did not finish under repeated kills"
+        );
+        f.kill_controller()?;
+        kills += 1;
+        f.start_controller()?;
+    }
+    eprintln!(
+        "[bg-kill9] promoted and scaled down after {kills} kill -9 restarts in {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
+    ensure!(kills >= 3, "the scenario must actually kill the controller");
+    ensure!(
+        deadline.is_some(),
+        "the old ReplicaSet never got a deadline"
+    );
+    expect_stable(&f, 2).await?;
+    let to_h2 = switches(&events.all(), act)
+        .into_iter()
+        .filter(|m| *m == switch_msg(act, &h1, &h2))
+        .count();
+    // At most one: a kill between the switch and its event may lose the event, never repeat it.
+    ensure!(
+        to_h2 <= 1,
+        "the active Service was switched {to_h2} times to {h2}"
+    );
+    ensure!(switched, "the active Service never pointed at {h2}");
+    f.cleanup().await
+}

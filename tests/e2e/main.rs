@@ -193,6 +193,7 @@ async fn main() {
             "bg_scale_down_delay",
             Box::pin(bluegreen::bg_scale_down_delay(c)),
         ),
+        ("bg_kill9_resume", Box::pin(bluegreen::bg_kill9_resume(c))),
         (
             "bg_exceed_progress_deadline_abort",
             Box::pin(bluegreen::bg_exceed_progress_deadline_abort(c)),
