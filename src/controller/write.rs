@@ -268,7 +268,9 @@ impl Writer {
                 count,
                 last_observed_time: MicroTime(now),
             });
-            api.patch(&event.name_any(), &Self::params(), &Patch::Merge(&event))
+            // Only the series: the whole object would carry a stale resourceVersion.
+            let patch = json!({ "series": event.series });
+            api.patch(&event.name_any(), &Self::params(), &Patch::Merge(&patch))
                 .await?;
             cache.insert(key, event);
             return Ok(());

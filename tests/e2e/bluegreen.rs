@@ -198,9 +198,16 @@ async fn expect_phase(f: &Fixture, want: &str) -> Result<View> {
     Ok(v)
 }
 
-/// Upstream `ExpectReplicaCounts(desired, current, updated, ready, available)`.
+/// Upstream `ExpectReplicaCounts(desired, current, updated, ready, available)`. Upstream reads
+/// once; here the counts get up to 3 s to arrive, because on a loaded two-core machine the chain
+/// scale-down → ReplicaSet status → Rollout status can take longer than the upstream sleeps.
 async fn expect_counts(f: &Fixture, want: (i32, i32, i32, i32, i32)) -> Result<View> {
-    let v = f.view().await?;
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut v = f.view().await?;
+    while v.counts() != want && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        v = f.view().await?;
+    }
     ensure!(
         v.counts() == want,
         "[{}] replica counts (desired, current, updated, ready, available): want {want:?}, got {:?}",

@@ -269,7 +269,19 @@ async fn main() {
         }
         r.is_ok()
     });
-    let results = futures::future::join_all(runs).await;
+    // Scenarios share two cores with the control plane, the fake kubelet and one controller
+    // each: a bounded number at a time keeps their timings (pods ready within a second or two,
+    // scale-down delays of a few seconds) what they would be on their own.
+    let parallel = std::env::var("SLUICE_E2E_PARALLEL")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(16);
+    let results: Vec<bool> = futures::StreamExt::collect(futures::StreamExt::buffer_unordered(
+        futures::stream::iter(runs),
+        parallel,
+    ))
+    .await;
     let passed = results.iter().filter(|ok| **ok).count();
     let failed = results.len() - passed;
     drop(prometheus);
