@@ -530,3 +530,21 @@ fn an_invalid_pod_template_is_invalid_spec_with_kubernetes_wording() {
         assert!(sim.rss.is_empty());
     }
 }
+
+/// Argo's `GetRolloutPhase`/`IsUnpausing`: a controller pause with no condition left is
+/// "waiting for rollout to unpause", whether or not the user also set `spec.paused`.
+#[test]
+fn unpausing_ignores_spec_paused_as_argo_does() {
+    use crate::rollout::status::effective_phase;
+    let mut sim = Sim::seed();
+    sim.settle(20);
+    let mut st = sim.status();
+    st.controller_pause = Some(true);
+    st.pause_conditions = None;
+    sim.ro.spec.paused = Some(true);
+    let (phase, msg) = effective_phase(sim.ro.metadata.generation, &sim.ro.spec, &st);
+    assert_eq!(
+        (phase.as_str(), msg.as_str()),
+        (PHASE_PROGRESSING, "waiting for rollout to unpause")
+    );
+}

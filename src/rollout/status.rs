@@ -192,12 +192,12 @@ pub fn effective_phase(
             "waiting for rollout spec update to be observed".into(),
         );
     }
+    // Argo's `IsUnpausing`: the controller paused and nobody's pause condition is left.
     if status.controller_pause.unwrap_or(false)
         && status
             .pause_conditions
             .as_ref()
             .is_none_or(|p| p.is_empty())
-        && !spec.paused.unwrap_or(false)
     {
         return (
             PHASE_PROGRESSING.into(),
