@@ -173,6 +173,9 @@ pub async fn apply(
             Err(e) => return Err(e),
         }
     }
+    if let Some(t) = &plan.traffic {
+        apply_traffic(ctx, ro, ns, t).await?;
+    }
     for d in &plan.deletes {
         if writer.delete::<ReplicaSet>(ns, d).await? {
             info!(replicaset = %d, "deleted old ReplicaSet (revision history limit)");
@@ -261,6 +264,56 @@ pub async fn apply(
     }
     record(ctx, ro, ns, &plan.events).await;
     Ok(wrote)
+}
+
+/// Bring every router the Rollout names to the planned weights. A router that cannot be (its
+/// object missing, malformed, its CRD not installed) is reported as a `TrafficRoutingError`
+/// warning and fails the reconcile before the status is written, so no step is passed on a
+/// weight that is not in place.
+async fn apply_traffic(
+    ctx: &Context,
+    ro: &Rollout,
+    ns: &str,
+    plan: &crate::rollout::effects::TrafficPlan,
+) -> Result<(), Error> {
+    let Some(routing) = ro
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.traffic_routing.as_ref())
+    else {
+        return Ok(());
+    };
+    let cx = super::routers::RouterCtx {
+        client: &ctx.client,
+        writer: &ctx.writer,
+        rollout: ro,
+        namespace: ns,
+    };
+    for router in super::routers::routers_for(routing) {
+        match router.apply(&cx, plan).await {
+            Ok(0) => {}
+            Ok(n) => info!(
+                router = router.name(),
+                writes = n,
+                canary_weight = plan.canary_weight,
+                "set traffic weights"
+            ),
+            Err(super::routers::RouterError::Api(e)) => return Err(e),
+            Err(e) => {
+                let msg = format!("{}: {e}", router.name());
+                let event = PlannedEvent {
+                    warning: true,
+                    reason: "TrafficRoutingError".into(),
+                    message: msg.clone(),
+                };
+                record(ctx, ro, ns, std::slice::from_ref(&event)).await;
+                return Err(Error::Traffic(msg));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The merge patch of one Service change: the hash selector (and our managed-by annotation), or

@@ -22,6 +22,10 @@ pub enum Error {
     /// The write was refused before it left: this replica does not hold the leader lease.
     #[error("not the leader: the write was not sent")]
     NotLeader,
+    /// A traffic router could not be brought to the planned weights; the status (and so the
+    /// step) is not advanced.
+    #[error("traffic routing: {0}")]
+    Traffic(String),
 }
 
 /// How soon a replica that was refused a write for not leading looks again. Not an exponential
@@ -40,6 +44,7 @@ impl Error {
             Error::Json(_) => "serialization",
             Error::MissingNamespace(_) => "invalid",
             Error::NotLeader => "not_leader",
+            Error::Traffic(_) => "traffic_routing",
         }
     }
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod index;
 pub mod leader;
 pub mod observe;
+pub mod routers;
 pub mod server;
 pub mod write;
 

@@ -14,7 +14,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -148,6 +148,54 @@ impl Writer {
             .api::<K>(ns)
             .patch(name, &Self::params(), &Patch::Merge(patch))
             .await?)
+    }
+
+    /// An RFC 7386 merge patch of an object known only at run time (a traffic router's own
+    /// kinds: VirtualService, TrafficSplit, HTTPRoute...).
+    pub async fn merge_patch_dynamic(
+        &self,
+        resource: &ApiResource,
+        ns: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<DynamicObject, Error> {
+        self.permit().await?;
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, resource);
+        Ok(api
+            .patch(name, &Self::params(), &Patch::Merge(patch))
+            .await?)
+    }
+
+    /// Create an object known only at run time.
+    pub async fn create_dynamic(
+        &self,
+        resource: &ApiResource,
+        ns: &str,
+        obj: &DynamicObject,
+    ) -> Result<DynamicObject, Error> {
+        self.permit().await?;
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, resource);
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        Ok(api.create(&pp, obj).await?)
+    }
+
+    /// Delete an object known only at run time. `Ok(false)` when it was already gone.
+    pub async fn delete_dynamic(
+        &self,
+        resource: &ApiResource,
+        ns: &str,
+        name: &str,
+    ) -> Result<bool, Error> {
+        self.permit().await?;
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, resource);
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// An RFC 7386 merge patch of the status subresource.

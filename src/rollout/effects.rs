@@ -37,6 +37,9 @@ pub struct Plan {
     pub evict: Vec<String>,
     /// Service selector switches and releases, in order.
     pub services: Vec<ServiceChange>,
+    /// The weights (and managed routes) the traffic routers are to carry, when this reconcile
+    /// decided them; applied by every router the Rollout names before the status is written.
+    pub traffic: Option<TrafficPlan>,
     /// Ephemeral metadata to sync, per ReplicaSet: its pod template, its pods, its record.
     pub pod_metadata: Vec<PodMetadataSync>,
     /// AnalysisRuns to create.
@@ -66,6 +69,7 @@ impl Plan {
             && self.status.is_none()
             && self.evict.is_empty()
             && self.services.is_empty()
+            && self.traffic.is_none()
             && self.pod_metadata.is_empty()
             && self.create_runs.is_empty()
             && self.terminate_runs.is_empty()
@@ -137,6 +141,31 @@ impl Plan {
             );
         }
         resize
+    }
+}
+
+/// What every traffic router of the Rollout should carry now (Argo's `UpdateHash` +
+/// `SetWeight` + managed routes), planned by the core; each router adapter in the shell maps it
+/// onto its own objects and writes only what differs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrafficPlan {
+    /// `canaryService` and `stableService`.
+    pub canary_service: String,
+    pub stable_service: String,
+    /// Pod-template hashes behind them (for subset-level routers such as Istio DestinationRules).
+    pub canary_hash: String,
+    pub stable_hash: String,
+    /// Weight of the canary; the stable gets `max_weight - canary_weight`.
+    pub canary_weight: i32,
+    /// `trafficRouting.maxTrafficWeight` (100 unless set).
+    pub max_weight: i32,
+    /// Managed header/mirror routes go (promotion, abort, no canary pods).
+    pub remove_managed_routes: bool,
+}
+
+impl TrafficPlan {
+    pub fn stable_weight(&self) -> i32 {
+        self.max_weight - self.canary_weight
     }
 }
 
