@@ -200,6 +200,10 @@ async fn main() {
             Box::pin(traffic::istio_host_split_walk(c)),
         ),
         (
+            "istio_subset_split",
+            Box::pin(traffic::istio_subset_split(c)),
+        ),
+        (
             "istio_kill9_weights_never_go_back",
             Box::pin(traffic::istio_kill9_weights_never_go_back(c)),
         ),

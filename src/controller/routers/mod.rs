@@ -68,22 +68,26 @@ impl RouterCtx<'_> {
             .as_ref()
     }
 
-    /// Read a namespaced object of `resource`; `Ok(None)` when it does not exist.
+    /// Read a namespaced object of `resource` in the Rollout's namespace; `Ok(None)` when it
+    /// does not exist.
     pub async fn get(
         &self,
         resource: &ApiResource,
         name: &str,
     ) -> Result<Option<DynamicObject>, RouterError> {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), self.namespace, resource);
-        match api.get_opt(name).await {
-            Ok(o) => Ok(o),
-            Err(kube::Error::Api(s)) if s.code == 404 => Err(RouterError::NotInstalled {
-                kind: resource.kind.clone(),
-                api_version: resource.api_version.clone(),
-            }),
-            Err(e) => Err(e.into()),
-        }
+        self.get_in(resource, self.namespace, name).await
+    }
+
+    /// Read a namespaced object of `resource` in namespace `ns`; `Ok(None)` when it does not
+    /// exist.
+    pub async fn get_in(
+        &self,
+        resource: &ApiResource,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<DynamicObject>, RouterError> {
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, resource);
+        Ok(api.get_opt(name).await?)
     }
 }
 
