@@ -147,7 +147,13 @@ pub async fn istio_kill9_weights_never_go_back(c: &Cluster) -> Result<()> {
     eprintln!("[istio-kill9] {kills} kill -9 restarts, highest weight seen {last}");
     ensure!(kills >= 3, "the controller must be killed mid-walk");
     ensure!(last >= 60, "the walk was observed: highest weight {last}");
-    ensure!(vs_weights(&f).await? == (0, 100));
+    // The reconcile after the promoting one moves the weight to the new stable.
+    let until = Instant::now() + Duration::from_secs(10);
+    while vs_weights(&f).await? != (0, 100) && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let vs = vs_weights(&f).await?;
+    ensure!(vs == (0, 100), "VirtualService after promotion {vs:?}");
     f.cleanup().await
 }
 
