@@ -7,6 +7,7 @@ pub mod error;
 pub mod index;
 pub mod leader;
 pub mod observe;
+pub mod rate;
 pub mod routers;
 pub mod server;
 pub mod write;
@@ -322,7 +323,7 @@ pub async fn run(
     // One writer for both controllers: one rate limit, one fence.
     let writer = Arc::new(Writer::new(
         client.clone(),
-        apply::RateLimiter::new(settings.qps, settings.burst),
+        rate::RateLimiter::new(settings.qps, settings.burst),
         settings.leadership.clone(),
         reporter,
     ));
