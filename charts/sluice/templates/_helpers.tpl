@@ -102,6 +102,14 @@ cluster-wide install and the Role of a namespaced one). Secrets are not here: se
 - apiGroups: [""]
   resources: ["pods/eviction"]
   verbs: ["create"]
+# Traffic routing: NGINX canary Ingresses are created beside the stable Ingress (read) and
+# patched; SMI TrafficSplits are created and patched. Read with get, never cached.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["get", "create", "patch"]
+- apiGroups: ["split.smi-spec.io"]
+  resources: ["trafficsplits"]
+  verbs: ["get", "create", "patch"]
 # Kubernetes events about Rollouts and AnalysisRuns (events.k8s.io/v1; a repeated event is
 # patched).
 - apiGroups: ["events.k8s.io"]
