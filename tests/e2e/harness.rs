@@ -57,8 +57,13 @@ impl Cluster {
         })
         .await?;
         plane.install_crds("sluice-e2e").await?;
-        // Routers' own kinds, as minimal CRDs of our own (not the projects' manifests).
-        sluice_testkit::install_crds(&plane.client, &root().join("e2e/crds"), "sluice-e2e").await?;
+        // The traffic routers' kinds (our own minimal CRDs), so router objects can be asserted.
+        sluice_testkit::install_crds(
+            &plane.client,
+            &root().join("tests/data/router-crds"),
+            "sluice-e2e",
+        )
+        .await?;
         let mut cmd = Command::new(kubelet);
         cmd.env("KUBECONFIG", &plane.kubeconfig)
             .env("FAKE_KUBELET_READY_DELAY", "200");

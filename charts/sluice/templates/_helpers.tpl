@@ -88,6 +88,18 @@ cluster-wide install and the Role of a namespaced one). Secrets are not here: se
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["list", "watch", "get", "create", "delete"]
+# Traffic routers' objects the Rollout names: read, and their weights merge-patched.
+- apiGroups: ["networking.istio.io"]
+  resources: ["virtualservices", "destinationrules"]
+  verbs: ["get", "patch"]
+# The NGINX router reads the stable Ingress and creates, then patches, the canary Ingress beside
+# it; the SMI router creates, then patches, its TrafficSplit. Read with get, never cached.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["get", "create", "patch"]
+- apiGroups: ["split.smi-spec.io"]
+  resources: ["trafficsplits"]
+  verbs: ["get", "create", "patch"]
 # Services a Rollout names: cached (metadata and selector only); their selector and
 # managed-by annotation are merge-patched.
 - apiGroups: [""]
@@ -102,14 +114,6 @@ cluster-wide install and the Role of a namespaced one). Secrets are not here: se
 - apiGroups: [""]
   resources: ["pods/eviction"]
   verbs: ["create"]
-# Traffic routing: NGINX canary Ingresses are created beside the stable Ingress (read) and
-# patched; SMI TrafficSplits are created and patched. Read with get, never cached.
-- apiGroups: ["networking.k8s.io"]
-  resources: ["ingresses"]
-  verbs: ["get", "create", "patch"]
-- apiGroups: ["split.smi-spec.io"]
-  resources: ["trafficsplits"]
-  verbs: ["get", "create", "patch"]
 # Kubernetes events about Rollouts and AnalysisRuns (events.k8s.io/v1; a repeated event is
 # patched).
 - apiGroups: ["events.k8s.io"]
