@@ -186,6 +186,21 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn each_named_router_is_driven() {
+        let routing: RolloutTrafficRouting = serde_json::from_value(json!({
+            "istio": {"virtualService": {"name": "vs"}},
+            "nginx": {"stableIngress": "ing"},
+            "smi": {}
+        }))
+        .unwrap();
+        let names: Vec<_> = routers_for(&routing).iter().map(|r| r.name()).collect();
+        assert_eq!(names, ["istio", "nginx", "smi"]);
+        let only_smi: RolloutTrafficRouting = serde_json::from_value(json!({"smi": {}})).unwrap();
+        let names: Vec<_> = routers_for(&only_smi).iter().map(|r| r.name()).collect();
+        assert_eq!(names, ["smi"]);
+    }
+
+    #[test]
     fn merge_diff_is_rfc7386_between_the_two() {
         let cur = json!({"a": 1, "b": {"c": 2, "d": 3}, "l": [1, 2], "gone": "x"});
         let des = json!({"a": 1, "b": {"c": 2, "d": 4}, "l": [1], "new": true});
