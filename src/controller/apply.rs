@@ -250,6 +250,7 @@ async fn apply_traffic(
         writer: &ctx.writer,
         rollout: ro,
         namespace: ns,
+        smi_version: ctx.settings.smi_version,
     };
     for router in super::routers::routers_for(routing) {
         match router.apply(&cx, plan).await {

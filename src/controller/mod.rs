@@ -64,6 +64,8 @@ pub struct Settings {
     pub leadership: leader::Leadership,
     /// The controller's own metrics (reconcile timings, errors, events, rollout gauges).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The TrafficSplit version of SMI routing (`--traffic-split-api-version`).
+    pub smi_version: routers::smi::SmiVersion,
 }
 
 impl Default for Settings {
@@ -79,6 +81,7 @@ impl Default for Settings {
             resync: Duration::from_secs(900),
             leadership: leader::Leadership::always(),
             metrics: Arc::default(),
+            smi_version: routers::smi::SmiVersion::default(),
         }
     }
 }

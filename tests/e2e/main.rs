@@ -7,6 +7,7 @@ mod cli;
 mod compat;
 mod harness;
 mod ops;
+mod routing;
 mod scenarios;
 mod traffic;
 
@@ -260,6 +261,12 @@ async fn main() {
         (
             "argo_install_manifests",
             Box::pin(compat::argo_install_manifests(c)),
+        ),
+        ("smi_canary_walk", Box::pin(routing::smi_canary_walk(c))),
+        ("nginx_canary_walk", Box::pin(routing::nginx_canary_walk(c))),
+        (
+            "nginx_missing_ingress_is_reported",
+            Box::pin(routing::nginx_missing_ingress_is_reported(c)),
         ),
     ];
     let selected: Vec<Scenario> = all
