@@ -148,7 +148,7 @@ impl Plan {
 /// What every traffic router of the Rollout should carry now (Argo's `UpdateHash` +
 /// `SetWeight` + managed routes), planned by the core; each router adapter in the shell maps it
 /// onto its own objects and writes only what differs.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TrafficPlan {
     /// `canaryService` and `stableService`.
     pub canary_service: String,
@@ -162,6 +162,28 @@ pub struct TrafficPlan {
     pub max_weight: i32,
     /// Managed header/mirror routes go (promotion, abort, no canary pods).
     pub remove_managed_routes: bool,
+    /// `trafficRouting.managedRoutes` names, in precedence order: routes the Rollout owns.
+    pub managed_route_names: Vec<String>,
+    /// The header and mirror routes in force at this step (the steps so far, folded: a later
+    /// step of the same name replaces an earlier one, one without a match removes it), in
+    /// `managedRoutes` order. Empty when `remove_managed_routes`.
+    pub managed_routes: Vec<ManagedRoute>,
+}
+
+/// A managed route a step set.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ManagedRoute {
+    Header(crate::api::rollout::SetHeaderRoute),
+    Mirror(crate::api::rollout::SetMirrorRoute),
+}
+
+impl ManagedRoute {
+    pub fn name(&self) -> &str {
+        match self {
+            ManagedRoute::Header(h) => h.name.as_deref().unwrap_or(""),
+            ManagedRoute::Mirror(m) => &m.name,
+        }
+    }
 }
 
 impl TrafficPlan {

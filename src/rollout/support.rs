@@ -16,6 +16,12 @@ pub fn not_implemented(ro: &Rollout) -> Vec<String> {
     let mut out = Vec::new();
     let base = "spec.strategy.canary";
     let routed = c.traffic_routing.as_ref().is_some_and(drives_routing);
+    // Managed header and mirror routes are driven for Istio (Argo also has them for ALB and
+    // APISIX, not driven here yet).
+    let istio = routed
+        && c.traffic_routing
+            .as_ref()
+            .is_some_and(|t| t.istio.is_some());
     let mut field = |path: String, instead: &str| out.push(format!("{path} ({instead})"));
     if let Some(t) = &c.traffic_routing {
         // Routing is all or nothing: with one router this version does not drive, none is
@@ -37,7 +43,7 @@ pub fn not_implemented(ro: &Rollout) -> Vec<String> {
                 "traffic is not shifted by the router: each version gets traffic in proportion to its pods, as in a basic canary",
             );
         }
-        if t.managed_routes.as_ref().is_some_and(|m| !m.is_empty()) {
+        if t.managed_routes.as_ref().is_some_and(|m| !m.is_empty()) && !istio {
             field(
                 format!("{base}.trafficRouting.managedRoutes"),
                 "no route is managed",
@@ -64,13 +70,13 @@ pub fn not_implemented(ro: &Rollout) -> Vec<String> {
                 "the canary is scaled by setWeight alone",
             );
         }
-        if s.set_header_route.is_some() {
+        if s.set_header_route.is_some() && !istio {
             field(
                 format!("{step}.setHeaderRoute"),
                 "no header route is set; the step completes at once",
             );
         }
-        if s.set_mirror_route.is_some() {
+        if s.set_mirror_route.is_some() && !istio {
             field(
                 format!("{step}.setMirrorRoute"),
                 "no traffic is mirrored; the step completes at once",

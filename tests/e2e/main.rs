@@ -205,6 +205,10 @@ async fn main() {
             Box::pin(traffic::istio_subset_split(c)),
         ),
         (
+            "istio_host_header_route",
+            Box::pin(traffic::istio_host_header_route(c)),
+        ),
+        (
             "istio_kill9_weights_never_go_back",
             Box::pin(traffic::istio_kill9_weights_never_go_back(c)),
         ),

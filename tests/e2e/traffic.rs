@@ -289,3 +289,140 @@ spec:
     );
     f.cleanup().await
 }
+
+/// Argo's TestIstioHostHeaderRoute: the managed header route comes first while set (canary at
+/// 100 for matching requests; the primary route at 80/20), goes when a step removes it (60/40
+/// would be Argo's next weight; here 40 after its setWeight), and the promoted VirtualService is
+/// back to its own routes at 100/0.
+pub async fn istio_host_header_route(c: &Cluster) -> Result<()> {
+    let mut f = Fixture::new(c, "istio-header").await?;
+    for svc in ["canary-service", "stable-service"] {
+        f.given_service(svc, "rollouts-demo").await?;
+    }
+    let vs: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
+        "metadata": {"name": "rollouts-demo-vsvc"},
+        "spec": {"hosts": ["rollouts-demo.com"], "http": [{"name": "primary", "route": [
+            {"destination": {"host": "stable-service"}, "weight": 80},
+            {"destination": {"host": "canary-service"}, "weight": 20}]}]},
+    }))?;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(f.client.clone(), &f.ns, &virtual_services());
+    api.create(&PostParams::default(), &vs).await?;
+    let yaml = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: rollouts-demo
+spec:
+  replicas: 5
+  selector:
+    matchLabels: {app: rollouts-demo}
+  template:
+    metadata:
+      labels: {app: rollouts-demo}
+    spec:
+      containers:
+      - name: rollouts-demo
+        image: nginx:1.19-alpine
+        resources: {requests: {memory: 16Mi, cpu: 5m}}
+  strategy:
+    canary:
+      canaryService: canary-service
+      stableService: stable-service
+      trafficRouting:
+        managedRoutes:
+        - name: set-header-1
+        istio:
+          virtualService: {name: rollouts-demo-vsvc, routes: [primary]}
+      steps:
+      - setWeight: 20
+      - setHeaderRoute:
+          name: set-header-1
+          match:
+          - headerName: agent
+            headerValue: {regex: firefox(.*)}
+      - pause: {}
+      - setHeaderRoute:
+          name: set-header-1
+          match:
+          - headerName: agent
+            headerValue: {regex: chrome(.*)}
+      - pause: {}
+      - setWeight: 40
+      - setHeaderRoute: {name: set-header-1}
+      - pause: {}
+"#;
+    f.given_rollout(yaml).await?;
+    f.then("healthy", T, |v| v.healthy()).await?;
+    let http = || async {
+        let vs = api.get("rollouts-demo-vsvc").await?;
+        Ok::<_, anyhow::Error>(
+            vs.data["spec"]["http"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        )
+    };
+    let weight = |route: &serde_json::Value, host: &str| {
+        route["route"]
+            .as_array()
+            .and_then(|r| r.iter().find(|d| d["destination"]["host"] == host))
+            .and_then(|d| d["weight"].as_i64())
+            .unwrap_or(-1)
+    };
+    let h = http().await?;
+    ensure!(h[0]["name"] == "primary", "initial routes {h:?}");
+    f.when_image("nginx:1.19-alpine-v2").await?;
+    f.then("paused", T, |v| v.phase() == "Paused").await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let h = http().await?;
+    ensure!(h[0]["name"] == "set-header-1", "header route first: {h:?}");
+    ensure!(weight(&h[0], "canary-service") == 100, "{h:?}");
+    ensure!(
+        weight(&h[1], "stable-service") == 80 && weight(&h[1], "canary-service") == 20,
+        "{h:?}"
+    );
+    ensure!(
+        h[0]["match"][0]["headers"]["agent"]["regex"] == "firefox(.*)",
+        "{h:?}"
+    );
+    f.promote().await?;
+    f.then("paused at the chrome route", T, |v| {
+        v.step() == Some(4) && v.phase() == "Paused"
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let h = http().await?;
+    ensure!(
+        h[0]["match"][0]["headers"]["agent"]["regex"] == "chrome(.*)" && h.len() == 2,
+        "the route is replaced, not duplicated: {h:?}"
+    );
+    f.promote().await?;
+    f.then("paused at 40", T, |v| {
+        v.step() == Some(7) && v.phase() == "Paused"
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let h = http().await?;
+    ensure!(h.len() == 1 && h[0]["name"] == "primary", "removed: {h:?}");
+    ensure!(
+        weight(&h[0], "stable-service") == 60 && weight(&h[0], "canary-service") == 40,
+        "{h:?}"
+    );
+    // Argo's PromoteRolloutFull.
+    f.when_status_patch(json!({"status": {"promoteFull": true}}))
+        .await?;
+    f.then("healthy", T, |v| v.healthy()).await?;
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let h = http().await?;
+        let done = weight(&h[0], "stable-service") == 100 && weight(&h[0], "canary-service") == 0;
+        if done || Instant::now() > until {
+            ensure!(done, "after full promotion {h:?}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    f.cleanup().await
+}

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::{Router, RouterCtx, RouterError, RouterFuture};
 use crate::api::consts::LABEL_POD_TEMPLATE_HASH;
 use crate::api::rollout::{IstioDestinationRule, IstioVirtualService};
-use crate::rollout::effects::TrafficPlan;
+use crate::rollout::effects::{ManagedRoute, TrafficPlan};
 
 pub struct Istio;
 
@@ -115,6 +115,7 @@ pub fn desired_routes(
     vs: &IstioVirtualService,
     plan: &TrafficPlan,
     dr: Option<&IstioDestinationRule>,
+    dr_host: Option<&str>,
 ) -> Result<Value, String> {
     let mut spec = spec.clone();
     let has_tls = vs.tls_routes.as_ref().is_some_and(|r| !r.is_empty());
@@ -128,6 +129,7 @@ pub fn desired_routes(
                 set_route(route, plan, dr, &format!("HTTP route {i} ({name})"))?;
             }
         }
+        set_managed_routes(http, &names, plan, dr, dr_host);
         for n in &names {
             if !http
                 .iter()
@@ -193,6 +195,124 @@ pub fn desired_routes(
         }
     }
     Ok(spec)
+}
+
+/// Argo's managed routes (`SetHeaderRoute`, `SetMirrorRoute`, `RemoveManagedRoutes`,
+/// `orderRoutes`): the routes named in `managedRoutes` are the Rollout's; they are replaced by
+/// the plan's (none once promoted, aborted or without canary pods) and put first, in
+/// `managedRoutes` order, ahead of the others in theirs.
+fn set_managed_routes(
+    http: &mut Vec<Value>,
+    named: &[String],
+    plan: &TrafficPlan,
+    dr: Option<&IstioDestinationRule>,
+    dr_host: Option<&str>,
+) {
+    if plan.managed_route_names.is_empty() {
+        return;
+    }
+    let is_managed = |r: &Value| {
+        r.get("name")
+            .and_then(Value::as_str)
+            .is_some_and(|n| plan.managed_route_names.iter().any(|m| m == n))
+    };
+    http.retain(|r| !is_managed(r));
+    // The weighted route the mirror routes copy, and the canary's port on it.
+    let weighted: Option<Value> = http
+        .iter()
+        .find(|r| {
+            let n = r.get("name").and_then(Value::as_str).unwrap_or("");
+            named.iter().any(|x| x == n) || (named.is_empty() && http.len() == 1)
+        })
+        .and_then(|r| r.get("route").cloned());
+    let port = weighted
+        .as_ref()
+        .and_then(Value::as_array)
+        .and_then(|dests| {
+            dests.iter().find_map(|d| {
+                let host = d["destination"]["host"].as_str()?;
+                host_is(host, &plan.canary_service)
+                    .then(|| d["destination"]["port"]["number"].as_i64())
+                    .flatten()
+            })
+        });
+    let host = dr_host.unwrap_or(&plan.canary_service).to_string();
+    let subset = dr.map(|d| d.canary_subset_name.clone());
+    let destination = |with_port: Option<i64>| {
+        let mut d = json!({ "host": host });
+        if let Some(p) = with_port {
+            d["port"] = json!({ "number": p });
+        }
+        if let Some(s) = &subset {
+            d["subset"] = json!(s);
+        }
+        d
+    };
+    let string_match = |m: &crate::api::rollout::StringMatch| {
+        let mut o = serde_json::Map::new();
+        for (k, v) in [
+            ("exact", &m.exact),
+            ("regex", &m.regex),
+            ("prefix", &m.prefix),
+        ] {
+            if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+                o.insert(k.into(), json!(v));
+            }
+        }
+        Value::Object(o)
+    };
+    let mut managed: Vec<Value> = Vec::new();
+    for r in &plan.managed_routes {
+        match r {
+            ManagedRoute::Header(h) => {
+                let matches: Vec<Value> = h
+                    .match_
+                    .iter()
+                    .flatten()
+                    .map(|m| json!({ "headers": { m.header_name.clone(): string_match(&m.header_value) } }))
+                    .collect();
+                managed.push(json!({
+                    "name": r.name(),
+                    "match": matches,
+                    "route": [{ "destination": destination(port), "weight": 100 }],
+                }));
+            }
+            ManagedRoute::Mirror(m) => {
+                let matches: Vec<Value> = m
+                    .match_
+                    .iter()
+                    .flatten()
+                    .map(|rm| {
+                        let mut o = serde_json::Map::new();
+                        if let Some(x) = &rm.method {
+                            o.insert("method".into(), string_match(x));
+                        }
+                        if let Some(x) = &rm.path {
+                            o.insert("uri".into(), string_match(x));
+                        }
+                        if let Some(h) = &rm.headers {
+                            let hs: serde_json::Map<String, Value> = h
+                                .iter()
+                                .map(|(k, v)| (k.clone(), string_match(v)))
+                                .collect();
+                            o.insert("headers".into(), Value::Object(hs));
+                        }
+                        Value::Object(o)
+                    })
+                    .collect();
+                managed.push(json!({
+                    "name": r.name(),
+                    "match": matches,
+                    "route": weighted.clone().unwrap_or(json!([])),
+                    "mirror": destination(port),
+                    "mirrorPercentage": { "value": m.percentage.unwrap_or(100) },
+                }));
+            }
+        }
+    }
+    let rest = std::mem::take(http);
+    http.extend(managed);
+    http.extend(rest);
 }
 
 /// The DestinationRule `spec` with the canary and stable subsets' hash labels set. Pure.
@@ -284,13 +404,20 @@ impl Router for Istio {
                 })
                 .await?;
             }
+            let dr_host = match dr {
+                Some(d) => cx
+                    .get(&destination_rules(), &d.name)
+                    .await?
+                    .and_then(|o| o.data["spec"]["host"].as_str().map(String::from)),
+                None => None,
+            };
             let services = istio
                 .virtual_service
                 .iter()
                 .chain(istio.virtual_services.iter().flatten());
             for vs in services {
                 writes += sync(cx, &virtual_services(), &vs.name, |s| {
-                    desired_routes(s, vs, plan, dr)
+                    desired_routes(s, vs, plan, dr, dr_host.as_deref())
                 })
                 .await?;
             }
@@ -313,6 +440,8 @@ mod tests {
             canary_weight: w,
             max_weight: 100,
             remove_managed_routes: false,
+            managed_route_names: Vec::new(),
+            managed_routes: Vec::new(),
         }
     }
 
@@ -334,7 +463,7 @@ mod tests {
             routes: Some(vec!["primary".into()]),
             ..Default::default()
         };
-        let out = desired_routes(&vs_spec(), &vs, &plan(20), None).unwrap();
+        let out = desired_routes(&vs_spec(), &vs, &plan(20), None, None).unwrap();
         assert_eq!(out["http"][0]["route"][0]["weight"], 80);
         assert_eq!(out["http"][0]["route"][1]["weight"], 20);
         assert_eq!(out["http"][1], vs_spec()["http"][1]);
@@ -349,7 +478,7 @@ mod tests {
             routes: Some(vec!["primary".into()]),
             ..Default::default()
         };
-        let out = desired_routes(&vs_spec(), &vs, &plan(40), None).unwrap();
+        let out = desired_routes(&vs_spec(), &vs, &plan(40), None, None).unwrap();
         assert_eq!(out["tcp"][0]["route"][1]["weight"], 40);
         assert_eq!(out["tcp"][0]["route"][0]["weight"], 60);
     }
@@ -361,13 +490,13 @@ mod tests {
             routes: Some(vec!["nope".into()]),
             ..Default::default()
         };
-        assert!(desired_routes(&vs_spec(), &vs, &plan(20), None).is_err());
+        assert!(desired_routes(&vs_spec(), &vs, &plan(20), None, None).is_err());
         let vs = IstioVirtualService {
             name: "vs".into(),
             routes: Some(vec!["other".into()]),
             ..Default::default()
         };
-        let e = desired_routes(&vs_spec(), &vs, &plan(20), None).unwrap_err();
+        let e = desired_routes(&vs_spec(), &vs, &plan(20), None, None).unwrap_err();
         assert!(e.contains("both the canary and the stable"), "{e}");
     }
 
@@ -391,8 +520,77 @@ mod tests {
             name: "vs".into(),
             ..Default::default()
         };
-        let out = desired_routes(&vs_spec, &vs, &plan(10), Some(&dr)).unwrap();
+        let out = desired_routes(&vs_spec, &vs, &plan(10), Some(&dr), None).unwrap();
         assert_eq!(out["http"][0]["route"][1]["weight"], 10);
         assert_eq!(out["http"][0]["route"][0]["weight"], 90);
+    }
+
+    #[test]
+    fn managed_routes_go_first_in_managed_order_and_are_replaced() {
+        use crate::api::rollout::{
+            HeaderRoutingMatch, SetHeaderRoute, SetMirrorRoute, StringMatch,
+        };
+        let mut p = plan(20);
+        p.managed_route_names = vec!["mirror-1".into(), "header-1".into()];
+        p.managed_routes = vec![
+            ManagedRoute::Mirror(SetMirrorRoute {
+                name: "mirror-1".into(),
+                match_: Some(vec![crate::api::rollout::RouteMatch {
+                    method: Some(StringMatch {
+                        exact: Some("GET".into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                percentage: Some(50),
+            }),
+            ManagedRoute::Header(SetHeaderRoute {
+                name: Some("header-1".into()),
+                match_: Some(vec![HeaderRoutingMatch {
+                    header_name: "agent".into(),
+                    header_value: StringMatch {
+                        regex: Some("firefox(.*)".into()),
+                        ..Default::default()
+                    },
+                }]),
+            }),
+        ];
+        let vs = IstioVirtualService {
+            name: "vs".into(),
+            routes: Some(vec!["primary".into()]),
+            ..Default::default()
+        };
+        // A stale copy of a managed route is replaced, not duplicated.
+        let mut spec = vs_spec();
+        spec["http"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "header-1", "route": []}));
+        let out = desired_routes(&spec, &vs, &p, None, None).unwrap();
+        let names: Vec<&str> = out["http"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["mirror-1", "header-1", "primary", "other"]);
+        assert_eq!(
+            out["http"][1]["match"][0]["headers"]["agent"]["regex"],
+            "firefox(.*)"
+        );
+        assert_eq!(out["http"][1]["route"][0]["destination"]["host"], "canary");
+        assert_eq!(out["http"][1]["route"][0]["weight"], 100);
+        assert_eq!(out["http"][0]["mirror"]["host"], "canary");
+        assert_eq!(out["http"][0]["mirrorPercentage"]["value"], 50);
+        assert_eq!(out["http"][0]["match"][0]["method"]["exact"], "GET");
+        assert_eq!(
+            out["http"][0]["route"][1]["weight"], 20,
+            "the weighted route copied"
+        );
+        // Promotion: the managed routes go.
+        let mut done = p.clone();
+        done.managed_routes.clear();
+        let out = desired_routes(&out, &vs, &done, None, None).unwrap();
+        assert_eq!(out["http"].as_array().unwrap().len(), 2);
     }
 }

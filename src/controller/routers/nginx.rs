@@ -316,6 +316,7 @@ mod tests {
             canary_weight: w,
             max_weight: 100,
             remove_managed_routes: false,
+            ..TrafficPlan::default()
         }
     }
 

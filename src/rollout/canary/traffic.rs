@@ -11,7 +11,7 @@ use crate::api::consts::*;
 use crate::api::rollout::{
     RolloutStatus, RolloutTrafficRouting, SetCanaryScale, TrafficWeights, WeightDestination,
 };
-use crate::rollout::effects::TrafficPlan;
+use crate::rollout::effects::{ManagedRoute, TrafficPlan};
 use crate::rollout::observed::RsExt;
 use crate::rollout::replicas::replica_progress_threshold_met;
 use crate::rollout::status::is_fully_promoted;
@@ -269,6 +269,49 @@ impl Canary<'_> {
             || replica_progress_threshold_met(self.progress_threshold(), Some(rs.counts()), desired)
     }
 
+    /// The header and mirror routes the steps up to the current one set, folded in step order
+    /// (Argo sets each at its step and keeps it until replaced, removed or the update ends),
+    /// in `managedRoutes` order. Argo sets none on a first revision.
+    fn managed_routes(&self, order: &[String]) -> Vec<ManagedRoute> {
+        let revision = self.cx.rs.new_revision;
+        let Some(i) = self.current_index().and_then(|i| usize::try_from(i).ok()) else {
+            return Vec::new();
+        };
+        if revision <= 1 {
+            return Vec::new();
+        }
+        let mut set: Vec<ManagedRoute> = Vec::new();
+        for step in self.steps.iter().take((i + 1).min(self.steps.len())) {
+            let route = if let Some(h) = &step.set_header_route {
+                let keep = h.match_.as_ref().is_some_and(|m| !m.is_empty());
+                (
+                    h.name.clone().unwrap_or_default(),
+                    keep.then(|| ManagedRoute::Header(h.clone())),
+                )
+            } else if let Some(m) = &step.set_mirror_route {
+                let keep = m.match_.as_ref().is_some_and(|m| !m.is_empty());
+                (
+                    m.name.clone(),
+                    keep.then(|| ManagedRoute::Mirror(m.clone())),
+                )
+            } else {
+                continue;
+            };
+            set.retain(|r| r.name() != route.0);
+            if let Some(r) = route.1 {
+                set.push(r);
+            }
+        }
+        let pos = |r: &ManagedRoute| {
+            order
+                .iter()
+                .position(|n| n == r.name())
+                .unwrap_or(usize::MAX)
+        };
+        set.sort_by_key(pos);
+        set
+    }
+
     /// Argo's `reconcileTrafficRouting`: decide the weight, plan the routers' writes, record
     /// `status.canary.weights` (and `TrafficWeightUpdated`). Without routing, no weights.
     pub(super) fn reconcile_traffic(&mut self, st: &mut RolloutStatus) {
@@ -326,6 +369,16 @@ impl Canary<'_> {
             .and_then(|rs| rs.hash())
             .unwrap_or("")
             .to_string();
+        let managed_route_names: Vec<String> = self
+            .routing()
+            .and_then(|t| t.managed_routes.as_ref())
+            .map(|m| m.iter().map(|r| r.name.clone()).collect())
+            .unwrap_or_default();
+        let managed_routes = if remove_routes {
+            Vec::new()
+        } else {
+            self.managed_routes(&managed_route_names)
+        };
         self.cx.plan.traffic = Some(TrafficPlan {
             canary_service: canary_service.clone(),
             stable_service: stable_service.clone(),
@@ -334,6 +387,8 @@ impl Canary<'_> {
             canary_weight: desired,
             max_weight: max,
             remove_managed_routes: remove_routes,
+            managed_route_names,
+            managed_routes,
         });
         let weights = TrafficWeights {
             canary: WeightDestination {

@@ -168,3 +168,41 @@ fn a_missing_virtual_service_is_invalid_spec() {
     );
     assert!(p.traffic.is_none() && p.updates.is_empty());
 }
+
+/// Argo's TestIstioHostHeaderRoute: the header route set at step 1 is in force (first in the
+/// managed order) until a later step removes it; none once promoted.
+#[test]
+fn header_routes_fold_over_the_steps_and_go_at_promotion() {
+    use crate::rollout::effects::ManagedRoute;
+    let steps = "      steps:\n      - setWeight: 20\n      - setHeaderRoute:\n          name: set-header-1\n          match:\n          - headerName: agent\n            headerValue: {regex: firefox(.*)}\n      - pause: {}\n      - setHeaderRoute: {name: set-header-1}\n      - pause: {}\n";
+    let mut s = routed(Some(steps));
+    s.ro.spec
+        .strategy
+        .canary
+        .as_mut()
+        .unwrap()
+        .traffic_routing
+        .as_mut()
+        .unwrap()
+        .managed_routes = serde_saphyr::from_str("[{name: set-header-1}]").ok();
+    s.bump_generation();
+    s.settle(20);
+    s.set_image("frontend:v2");
+    s.settle(20);
+    let t = s.last.traffic.clone().unwrap();
+    assert_eq!(t.canary_weight, 20);
+    assert_eq!(t.managed_route_names, vec!["set-header-1".to_string()]);
+    assert!(
+        matches!(t.managed_routes.as_slice(), [ManagedRoute::Header(h)] if h.name.as_deref() == Some("set-header-1"))
+    );
+    promote(&mut s);
+    s.settle(20);
+    assert!(
+        s.last.traffic.clone().unwrap().managed_routes.is_empty(),
+        "removed by step 3"
+    );
+    promote(&mut s);
+    s.settle(20);
+    let t = s.last.traffic.clone().unwrap();
+    assert!(t.remove_managed_routes && t.managed_routes.is_empty());
+}
