@@ -205,6 +205,10 @@ async fn main() {
             Box::pin(traffic::istio_subset_split(c)),
         ),
         (
+            "canary_set_canary_scale",
+            Box::pin(routing::canary_set_canary_scale(c)),
+        ),
+        (
             "istio_host_header_route",
             Box::pin(traffic::istio_host_header_route(c)),
         ),

@@ -306,3 +306,47 @@ pub async fn nginx_missing_ingress_is_reported(c: &Cluster) -> Result<()> {
     ensure!(ingresses(&f).get_opt(CANARY_INGRESS).await?.is_none());
     f.cleanup().await
 }
+
+/// Argo's TestCanarySetCanaryScale (canary_test.go) on NGINX routing, replicas 4: (canary,
+/// stable) pods at steps 0, 2, 4, 6, 8 and after promotion are (0,4) (1,4) (1,4) (3,4) (2,4)
+/// (4,4).
+pub async fn canary_set_canary_scale(c: &Cluster) -> Result<()> {
+    let mut f = with_services(c, "set-canary-scale").await?;
+    given_stable_ingress(&f).await?;
+    let yaml = routed_seed("        nginx:\n          stableIngress: frontend-ingress\n")?
+        .replace("  replicas: 5\n", "  replicas: 4\n");
+    let start = yaml
+        .find("      steps:\n")
+        .ok_or_else(|| anyhow::anyhow!("no steps in the seed"))?;
+    let end = yaml
+        .find("  revisionHistoryLimit")
+        .ok_or_else(|| anyhow::anyhow!("no revisionHistoryLimit in the seed"))?;
+    let mut yaml = yaml;
+    yaml.replace_range(
+        start..end,
+        "      steps:\n      - pause: {}\n      - setCanaryScale: {weight: 25}\n      - pause: {duration: 100s}\n      - setWeight: 50\n      - pause: {duration: 10s}\n      - setCanaryScale: {replicas: 3}\n      - pause: {}\n      - setCanaryScale: {matchTrafficWeight: true}\n      - pause: {duration: 5s}\n",
+    );
+    f.given_rollout(&yaml).await?;
+    f.then("healthy", T, |v| v.healthy()).await?;
+    f.when_image("frontend:v2").await?;
+    // Pods of the current and of the stable revision, as ExpectCanaryStablePodCount counts.
+    let pods = |v: &View| (v.size_of(&v.pod_hash()), v.size_of(&v.stable()));
+    for (step, want) in [
+        (0, (0, 4)),
+        (2, (1, 4)),
+        (4, (1, 4)),
+        (6, (3, 4)),
+        (8, (2, 4)),
+    ] {
+        let v = f
+            .then(&format!("at step {step}"), T, |v| {
+                v.step() == Some(step) && pods(v) == want && v.phase() == "Paused"
+            })
+            .await?;
+        ensure!(pods(&v) == want, "step {step}: {:?}", pods(&v));
+        f.promote().await?;
+    }
+    let v = f.then("healthy", T, |v| v.healthy()).await?;
+    ensure!(pods(&v) == (4, 4), "promoted: {:?}", pods(&v));
+    f.cleanup().await
+}

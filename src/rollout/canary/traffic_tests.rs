@@ -79,28 +79,50 @@ fn the_seed_with_istio_shifts_traffic_and_keeps_stable_full() {
     assert_eq!(s.total_pods(), 5);
 }
 
-/// Argo's TestCanarySetCanaryScale: (canary, stable) at each step.
+/// Argo's TestCanarySetCanaryScale (canary_test.go): (canary, stable) pods at steps 0, 2, 4,
+/// 6, 8 and after promotion: (0,4) (1,4) (1,4) (3,4) (2,4) (4,4).
 #[test]
 fn set_canary_scale_sizes_the_canary_apart_from_the_weight() {
-    let steps = "      steps:\n      - setCanaryScale: {weight: 25}\n      - pause: {}\n      - setWeight: 20\n      - pause: {}\n      - setCanaryScale: {replicas: 3}\n      - pause: {}\n      - setCanaryScale: {matchTrafficWeight: true}\n      - pause: {}\n";
+    let steps = "      steps:\n      - pause: {}\n      - setCanaryScale: {weight: 25}\n      - pause: {duration: 100s}\n      - setWeight: 50\n      - pause: {duration: 10s}\n      - setCanaryScale: {replicas: 3}\n      - pause: {}\n      - setCanaryScale: {matchTrafficWeight: true}\n      - pause: {duration: 5s}\n";
     let mut s = routed(Some(steps));
     s.ro.spec.replicas = Some(4);
     s.bump_generation();
     s.settle(20);
     s.set_image("frontend:v2");
+    let pods = |s: &Sim| {
+        let st = s.status();
+        let of = |h: &Option<String>| {
+            s.rss
+                .iter()
+                .find(|rs| {
+                    rs.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(LABEL_POD_TEMPLATE_HASH))
+                        == h.as_ref()
+                })
+                .and_then(|rs| rs.spec.replicas)
+                .unwrap_or(0)
+        };
+        (of(&st.current_pod_hash), of(&st.stable_rs))
+    };
     let mut seen = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         s.settle(20);
-        seen.push((s.sizes(), weight(&s)));
+        seen.push((s.status().current_step_index, pods(&s)));
         promote(&mut s);
     }
+    s.settle(20);
+    seen.push((s.status().current_step_index, pods(&s)));
     assert_eq!(
         seen,
         vec![
-            ((1, 4), Some(0)),
-            ((1, 4), Some(20)),
-            ((3, 4), Some(20)),
-            ((1, 4), Some(20)),
+            (Some(0), (0, 4)),
+            (Some(2), (1, 4)),
+            (Some(4), (1, 4)),
+            (Some(6), (3, 4)),
+            (Some(8), (2, 4)),
+            (Some(9), (4, 4)),
         ]
     );
 }
