@@ -228,3 +228,86 @@ fn header_routes_fold_over_the_steps_and_go_at_promotion() {
     let t = s.last.traffic.clone().unwrap();
     assert!(t.remove_managed_routes && t.managed_routes.is_empty());
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::promote;
+    use crate::rollout::observed::RsExt;
+    use crate::rollout::sim::{Pods, SEED, Sim};
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Whatever the replicas, steps, maxTrafficWeight, promotions and aborts, and whether the
+        /// canary's pods ever become ready: the weights recorded always sum to
+        /// `maxTrafficWeight`, and no weight is sent to a ReplicaSet beyond what its available
+        /// pods can serve (the canary's `ceil(w × R / max)` pods, the stable's floor).
+        #[test]
+        fn weights_sum_to_max_and_follow_available_pods(
+            replicas in 1i32..9,
+            max in prop_oneof![Just(100), Just(1000), Just(7)],
+            mut weights in proptest::collection::vec(1i32..100, 1..4),
+            never_ready in any::<bool>(),
+            actions in proptest::collection::vec(0u8..4, 1..12),
+        ) {
+            weights.sort();
+            let steps: String = weights
+                .iter()
+                .map(|w| format!("      - setWeight: {}\n      - pause: {{}}\n", w * max / 100))
+                .collect();
+            let mut yaml = SEED.replace(
+                "    canary:\n",
+                &format!("    canary:\n      canaryService: frontend-canary\n      stableService: frontend-stable\n      trafficRouting:\n        maxTrafficWeight: {max}\n        nginx:\n          stableIngress: frontend-ingress\n"),
+            ).replace("  replicas: 5\n", &format!("  replicas: {replicas}\n"));
+            let start = yaml.find("      steps:\n").unwrap();
+            let end = yaml.find("  revisionHistoryLimit").unwrap();
+            yaml.replace_range(start..end, &format!("      steps:\n{steps}"));
+            let mut s = Sim::new(&yaml);
+            s.add_service("frontend-canary", &[("app", "frontend")]);
+            s.add_service("frontend-stable", &[("app", "frontend")]);
+            s.pods = Pods::NeverReadyTag;
+            s.settle(20);
+            prop_assert_eq!(s.phase().0, "Healthy", "{:?}", s.phase());
+            s.set_image(if never_ready { "frontend:never-ready" } else { "frontend:v2" });
+            for a in actions {
+                match a {
+                    0 => promote(&mut s),
+                    1 => {
+                        let mut st = s.status();
+                        st.abort = Some(true);
+                        s.ro.status = Some(st);
+                    }
+                    2 => s.advance(40),
+                    _ => {}
+                }
+                for _ in 0..20 {
+                    let p = s.reconcile();
+                    if let Some(w) = s.status().canary.and_then(|c| c.weights) {
+                        prop_assert_eq!(w.canary.weight + w.stable.weight, max);
+                    }
+                    if let Some(t) = &p.traffic {
+                        let avail = |hash: &str| {
+                            s.rss.iter().find(|rs| rs.hash() == Some(hash)).map_or(0, |rs| rs.available())
+                        };
+                        // Before the apply settled pods: the availability the plan was made on
+                        // is at most what the cluster has now, so these are conservative.
+                        if t.canary_hash != t.stable_hash && t.canary_weight > 0 {
+                            let needed = (f64::from(t.canary_weight) * f64::from(replicas) / f64::from(max)).floor() as i32;
+                            prop_assert!(avail(&t.canary_hash) >= needed.max(1),
+                                "canary weight {} with {} available of {}", t.canary_weight, avail(&t.canary_hash), replicas);
+                        }
+                        if !t.stable_hash.is_empty() {
+                            let needed = t.stable_weight() * replicas / max;
+                            prop_assert!(avail(&t.stable_hash) >= needed,
+                                "stable weight {} with {} available", t.stable_weight(), avail(&t.stable_hash));
+                        }
+                    }
+                    if p.is_noop() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
