@@ -272,6 +272,11 @@ async fn main() {
         ),
         ("smi_canary_walk", Box::pin(routing::smi_canary_walk(c))),
         ("nginx_canary_walk", Box::pin(routing::nginx_canary_walk(c))),
+        ("alb_canary_walk", Box::pin(routing::alb_canary_walk(c))),
+        (
+            "alb_missing_ingress_is_reported",
+            Box::pin(routing::alb_missing_ingress_is_reported(c)),
+        ),
         (
             "nginx_missing_ingress_is_reported",
             Box::pin(routing::nginx_missing_ingress_is_reported(c)),

@@ -1,5 +1,5 @@
-//! Traffic-routed canaries against the genuine API server: the seed Rollout with SMI or NGINX
-//! routing walks its steps, and at each one the router's object, `status.canary.weights` and
+//! Traffic-routed canaries against the genuine API server: the seed Rollout with SMI, NGINX or
+//! ALB routing walks its steps, and at each one the router's object, `status.canary.weights` and
 //! the replica counts agree — with traffic routing the stable ReplicaSet keeps all 5 pods and
 //! the canary has ceil(weight * 5 / 100). Promotion ends at canary weight 0, stable = new.
 
@@ -348,5 +348,110 @@ pub async fn canary_set_canary_scale(c: &Cluster) -> Result<()> {
     }
     let v = f.then("healthy", T, |v| v.healthy()).await?;
     ensure!(pods(&v) == (4, 4), "promoted: {:?}", pods(&v));
+const ALB_ACTION: &str = "alb.ingress.kubernetes.io/actions.frontend-stable";
+const ALB_MANAGED: &str = "rollouts.argoproj.io/managed-alb-annotations";
+
+/// The forward action Argo writes at canary weight `w` (port 80).
+fn alb_action(w: i32) -> String {
+    format!(
+        r#"{{"Type":"forward","ForwardConfig":{{"TargetGroups":[{{"ServiceName":"frontend-canary","ServicePort":"80","Weight":{w}}},{{"ServiceName":"frontend-stable","ServicePort":"80","Weight":{}}}]}}}}"#,
+        100 - w
+    )
+}
+
+async fn alb_annotations(f: &Fixture) -> Result<std::collections::BTreeMap<String, String>> {
+    Ok(ingresses(f)
+        .get("frontend-ingress")
+        .await?
+        .annotations()
+        .clone())
+}
+
+/// ALB: the Ingress (its rule to the stable Service on port `use-annotation`) gets the forward
+/// action annotation and the managed-annotations record at the first deploy with weight 0; the
+/// action follows every step, ahead of the status; other annotations are left alone.
+pub async fn alb_canary_walk(c: &Cluster) -> Result<()> {
+    let mut f = with_services(c, "alb-walk").await?;
+    let ing: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "frontend-ingress", "annotations": {"kubernetes.io/ingress.class": "alb"}},
+        "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "frontend-stable", "port": {"name": "use-annotation"}}}}]}}]}
+    }))?;
+    ingresses(&f).create(&PostParams::default(), &ing).await?;
+    f.given_rollout(&routed_seed(
+        "        alb: {ingress: frontend-ingress, servicePort: 80}\n",
+    )?)
+    .await?;
+    f.then("initial deploy healthy", T, |v| {
+        v.healthy() && v.sizes() == (0, 5)
+    })
+    .await?;
+    let a = eventually(
+        "the action at 0",
+        || alb_annotations(&f),
+        |a| a.get(ALB_ACTION) == Some(&alb_action(0)),
+    )
+    .await?;
+    ensure!(
+        a.get(ALB_MANAGED).map(String::as_str)
+            == Some(r#"{"frontend":["alb.ingress.kubernetes.io/actions.frontend-stable"]}"#),
+        "managed record {:?}",
+        a.get(ALB_MANAGED)
+    );
+    ensure!(a.get("kubernetes.io/ingress.class").map(String::as_str) == Some("alb"));
+
+    f.when_image("frontend:v2").await?;
+    for w in STEPS {
+        at_weight(&f, w).await?;
+        let got = alb_annotations(&f).await?.get(ALB_ACTION).cloned();
+        ensure!(
+            got == Some(alb_action(w)),
+            "ALB action behind status at {w}: {got:?}"
+        );
+    }
+    let old = f.view().await?.stable();
+    let v = f
+        .then("promoted, weight back to 0", T, |v| {
+            v.healthy() && v.stable() != old && weights(v)["canary"]["weight"] == json!(0)
+        })
+        .await?;
+    ensure!(v.sizes() == (0, 5), "sizes {:?}", v.sizes());
+    eventually(
+        "the action back at 0",
+        || alb_annotations(&f),
+        |a| a.get(ALB_ACTION) == Some(&alb_action(0)),
+    )
+    .await?;
+    f.cleanup().await
+}
+
+/// ALB without its Ingress: a TrafficRoutingError warning naming the Ingress.
+pub async fn alb_missing_ingress_is_reported(c: &Cluster) -> Result<()> {
+    let mut f = with_services(c, "alb-missing").await?;
+    f.given_rollout(&routed_seed(
+        "        alb: {ingress: frontend-ingress, servicePort: 80}\n",
+    )?)
+    .await?;
+    let events: Api<Event> = Api::namespaced(f.client.clone(), &f.ns);
+    let notes = eventually(
+        "a TrafficRoutingError event",
+        || async {
+            Ok(events
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some("TrafficRoutingError"))
+                .map(|e| e.note.unwrap_or_default())
+                .collect::<Vec<_>>())
+        },
+        |n| !n.is_empty(),
+    )
+    .await?;
+    ensure!(
+        notes[0] == "alb: Ingress \"frontend-ingress\" not found",
+        "note {:?}",
+        notes[0]
+    );
     f.cleanup().await
 }

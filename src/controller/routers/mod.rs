@@ -5,6 +5,7 @@
 //!
 //! Adding a router: a module here implementing [`Router`], and a line in [`routers_for`].
 
+pub mod alb;
 pub mod istio;
 pub mod nginx;
 pub mod smi;
@@ -167,7 +168,7 @@ pub trait Router: Send + Sync {
     -> RouterFuture<'a, usize>;
 }
 
-/// The routers a Rollout's `trafficRouting` names that this version drives.
+/// The routers a Rollout's `trafficRouting` names that this version drives, in Argo's order.
 pub fn routers_for(routing: &RolloutTrafficRouting) -> Vec<Box<dyn Router>> {
     let mut out: Vec<Box<dyn Router>> = Vec::new();
     if routing.istio.is_some() {
@@ -175,6 +176,9 @@ pub fn routers_for(routing: &RolloutTrafficRouting) -> Vec<Box<dyn Router>> {
     }
     if routing.nginx.is_some() {
         out.push(Box::new(nginx::Nginx));
+    }
+    if routing.alb.is_some() {
+        out.push(Box::new(alb::Alb));
     }
     if routing.smi.is_some() {
         out.push(Box::new(smi::Smi));
@@ -194,11 +198,12 @@ mod tests {
         let routing: RolloutTrafficRouting = serde_json::from_value(json!({
             "istio": {"virtualService": {"name": "vs"}},
             "nginx": {"stableIngress": "ing"},
-            "smi": {}
+            "smi": {},
+            "alb": {"ingress": "ing", "servicePort": 80}
         }))
         .unwrap();
         let names: Vec<_> = routers_for(&routing).iter().map(|r| r.name()).collect();
-        assert_eq!(names, ["istio", "nginx", "smi"]);
+        assert_eq!(names, ["istio", "nginx", "alb", "smi"]);
         let only_smi: RolloutTrafficRouting = serde_json::from_value(json!({"smi": {}})).unwrap();
         let names: Vec<_> = routers_for(&only_smi).iter().map(|r| r.name()).collect();
         assert_eq!(names, ["smi"]);
