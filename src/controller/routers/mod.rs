@@ -5,6 +5,7 @@
 //!
 //! Adding a router: a module here implementing [`Router`], and a line in [`routers_for`].
 
+pub mod gatewayapi;
 pub mod istio;
 
 use kube::api::{ApiResource, DynamicObject};
@@ -102,6 +103,13 @@ pub fn routers_for(routing: &RolloutTrafficRouting) -> Vec<Box<dyn Router>> {
     let mut out: Vec<Box<dyn Router>> = Vec::new();
     if routing.istio.is_some() {
         out.push(Box::new(istio::Istio));
+    }
+    if routing
+        .plugins
+        .as_ref()
+        .is_some_and(|p| p.contains_key(gatewayapi::PLUGIN_KEY))
+    {
+        out.push(Box::new(gatewayapi::GatewayApi));
     }
     out
 }
