@@ -56,6 +56,8 @@ fn expected_rules(cluster: bool) -> Value {
         {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list", "watch", "create", "patch", "delete"]},
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "watch", "get", "create", "delete"]},
         {"apiGroups": [""], "resources": ["services"], "verbs": ["list", "watch", "patch"]},
+        {"apiGroups": ["gateway.networking.k8s.io"],
+         "resources": ["httproutes", "grpcroutes", "tcproutes", "tlsroutes"], "verbs": ["get", "patch"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "update"]},
         {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
