@@ -57,6 +57,13 @@ impl Cluster {
         })
         .await?;
         plane.install_crds("sluice-e2e").await?;
+        // Minimal stand-ins for the Gateway API route CRDs, for the gatewayAPI router.
+        sluice_testkit::install_crds(
+            &plane.client,
+            &root().join("e2e/crds/gateway-api"),
+            "sluice-e2e",
+        )
+        .await?;
         let mut cmd = Command::new(kubelet);
         cmd.env("KUBECONFIG", &plane.kubeconfig)
             .env("FAKE_KUBELET_READY_DELAY", "200");
