@@ -266,3 +266,110 @@ pub async fn gateway_tcproute_walk(c: &Cluster) -> Result<()> {
 pub async fn gateway_tlsroute_walk(c: &Cluster) -> Result<()> {
     route_walk(c, "gw-tlsroute", TLS).await
 }
+
+/// The router on its own, against the API server (no planner involved): one guarded patch per
+/// route that differs, none when nothing does, the in-progress label following the weight, and
+/// a missing route or one without both Services reported as such.
+pub async fn gateway_router_writes_only_differences(c: &Cluster) -> Result<()> {
+    use sluice::controller::routers::gatewayapi::GatewayApi;
+    use sluice::controller::routers::{Router, RouterCtx, RouterError};
+    use sluice::rollout::effects::TrafficPlan;
+
+    let f = Fixture::bare(c, "gw-router").await?;
+    let (http, tcp) = (
+        Api::<DynamicObject>::namespaced_with(f.client.clone(), &f.ns, &HTTP.resource()),
+        Api::<DynamicObject>::namespaced_with(f.client.clone(), &f.ns, &TCP.resource()),
+    );
+    for (api, kind) in [(&http, &HTTP), (&tcp, &TCP)] {
+        let route: DynamicObject = serde_json::from_value(kind.manifest())?;
+        api.create(&PostParams::default(), &route).await?;
+    }
+    let rollout = |config: Value| -> Result<sluice::api::rollout::Rollout> {
+        Ok(serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "frontend", "namespace": f.ns},
+            "spec": {"selector": {"matchLabels": {"app": "frontend"}}, "strategy": {"canary": {
+                "canaryService": CANARY, "stableService": STABLE,
+                "trafficRouting": {"plugins": {"argoproj-labs/gatewayAPI": config}}}}}
+        }))?)
+    };
+    let writer = sluice::controller::write::Writer::new(
+        f.client.clone(),
+        sluice::controller::apply::RateLimiter::new(1000.0, 1000),
+        sluice::controller::leader::Leadership::always(),
+        kube::runtime::events::Reporter {
+            controller: "e2e".into(),
+            instance: None,
+        },
+    );
+    let plan = |w: i32| TrafficPlan {
+        canary_service: CANARY.into(),
+        stable_service: STABLE.into(),
+        canary_hash: "c".into(),
+        stable_hash: "s".into(),
+        canary_weight: w,
+        max_weight: 100,
+        remove_managed_routes: false,
+    };
+    let run = async |ro: &sluice::api::rollout::Rollout, w: i32| {
+        let cx = RouterCtx {
+            client: &f.client,
+            writer: &writer,
+            rollout: ro,
+            namespace: &f.ns,
+        };
+        GatewayApi.apply(&cx, &plan(w)).await
+    };
+    let both = rollout(json!({"httpRoute": ROUTE, "tcpRoutes": [{"name": ROUTE}]}))?;
+    let writes = run(&both, 30).await?;
+    ensure!(writes == 2, "first apply wrote {writes} routes, want 2");
+    for api in [&http, &tcp] {
+        let r = route_view(api).await?;
+        ensure!(
+            (r.canary, r.stable, r.in_progress) == (Some(30), Some(70), true),
+            "after weight 30: canary {:?} stable {:?} label {}",
+            r.canary,
+            r.stable,
+            r.in_progress
+        );
+        ensure!(r.other["backendRefs"] == other_refs(), "other rule changed");
+    }
+    let rv = http.get(ROUTE).await?.metadata.resource_version;
+    let writes = run(&both, 30).await?;
+    ensure!(writes == 0, "a second apply wrote {writes} routes, want 0");
+    ensure!(http.get(ROUTE).await?.metadata.resource_version == rv);
+    ensure!(run(&both, 0).await? == 2);
+    let r = route_view(&http).await?;
+    ensure!(
+        (r.canary, r.stable, r.in_progress) == (Some(0), Some(100), false),
+        "after weight 0: canary {:?} stable {:?} label {}",
+        r.canary,
+        r.stable,
+        r.in_progress
+    );
+    // Another namespace named by the config: the route is looked for there.
+    let elsewhere = rollout(json!({"httpRoute": ROUTE, "namespace": "e2e-gw-nowhere"}))?;
+    match run(&elsewhere, 10).await {
+        Err(RouterError::NotFound { kind, name }) if kind == "HTTPRoute" && name == ROUTE => {}
+        other => bail!("a route in a namespace without it: {other:?}"),
+    }
+    let missing = rollout(json!({"grpcRoute": "no-such-route"}))?;
+    match run(&missing, 10).await {
+        Err(RouterError::NotFound { kind, .. }) if kind == "GRPCRoute" => {}
+        other => bail!("a missing GRPCRoute: {other:?}"),
+    }
+    let mut lonely = HTTP.manifest();
+    lonely["metadata"]["name"] = json!("stable-only");
+    lonely["spec"]["rules"][0]["backendRefs"] = json!([{"name": STABLE, "port": 80}]);
+    http.create(&PostParams::default(), &serde_json::from_value(lonely)?)
+        .await?;
+    match run(&rollout(json!({"httpRoute": "stable-only"}))?, 10).await {
+        Err(RouterError::Malformed { reason, .. }) if reason.contains("canary Service") => {}
+        other => bail!("a route without the canary Service: {other:?}"),
+    }
+    match run(&rollout(json!({"namespace": "x"}))?, 10).await {
+        Err(RouterError::Malformed { reason, .. }) if reason.contains("no route") => {}
+        other => bail!("a config naming no route: {other:?}"),
+    }
+    f.cleanup().await
+}

@@ -262,6 +262,10 @@ async fn main() {
             Box::pin(gateway::gateway_tlsroute_walk(c)),
         ),
         (
+            "gateway_router_writes_only_differences",
+            Box::pin(gateway::gateway_router_writes_only_differences(c)),
+        ),
+        (
             "argo_install_manifests",
             Box::pin(compat::argo_install_manifests(c)),
         ),
