@@ -55,6 +55,7 @@ fn expected_rules(cluster: bool) -> Value {
         {"apiGroups": ["argoproj.io"], "resources": templates, "verbs": ["list", "watch"]},
         {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list", "watch", "create", "patch", "delete"]},
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "watch", "get", "create", "delete"]},
+        {"apiGroups": ["networking.istio.io"], "resources": ["virtualservices", "destinationrules"], "verbs": ["get", "patch"]},
         {"apiGroups": [""], "resources": ["services"], "verbs": ["list", "watch", "patch"]},
         {"apiGroups": ["gateway.networking.k8s.io"],
          "resources": ["httproutes", "grpcroutes", "tcproutes", "tlsroutes"], "verbs": ["get", "patch"]},

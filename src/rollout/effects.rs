@@ -39,6 +39,8 @@ pub struct Plan {
     pub services: Vec<ServiceChange>,
     /// The weights (and managed routes) the traffic routers are to carry, when this reconcile
     /// decided them; applied by every router the Rollout names before the status is written.
+    /// Planned on every reconcile of a routed canary so a router edited behind the Rollout's
+    /// back is put right; adapters write only what differs, so it is not counted by `is_noop`.
     pub traffic: Option<TrafficPlan>,
     /// Ephemeral metadata to sync, per ReplicaSet: its pod template, its pods, its record.
     pub pod_metadata: Vec<PodMetadataSync>,
@@ -69,7 +71,6 @@ impl Plan {
             && self.status.is_none()
             && self.evict.is_empty()
             && self.services.is_empty()
-            && self.traffic.is_none()
             && self.pod_metadata.is_empty()
             && self.create_runs.is_empty()
             && self.terminate_runs.is_empty()

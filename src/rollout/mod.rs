@@ -10,6 +10,7 @@ pub mod bluegreen;
 pub mod canary;
 pub mod classify;
 pub mod ctx;
+pub mod delay;
 pub mod duration;
 pub mod effects;
 pub mod ephemeral;

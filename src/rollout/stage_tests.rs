@@ -127,10 +127,10 @@ fn our_own_replica_set_with_the_new_name_is_no_collision() {
     assert!(plan(&obs, sim.now).is_noop());
 }
 
-const ISTIO_AND_HEADER_ROUTE: &str = r#"
+const APISIX_AND_HEADER_ROUTE: &str = r#"
       trafficRouting:
-        istio:
-          virtualService: {name: frontend-vs}
+        apisix:
+          route: {name: frontend-route, rules: [primary]}
         managedRoutes:
         - name: header
       canaryService: frontend-canary
@@ -160,15 +160,16 @@ fn with_canary(extra: &str) -> Sim {
 
 #[test]
 fn unimplemented_fields_get_a_condition_and_one_event_naming_each() {
-    let mut sim = with_canary(ISTIO_AND_HEADER_ROUTE);
+    let mut sim = with_canary(APISIX_AND_HEADER_ROUTE);
     sim.settle(20);
     let st = sim.status();
-    let c = get_condition(&st, CONDITION_NOT_IMPLEMENTED).expect("NotImplemented condition");
+    let c = get_condition(&st, CONDITION_NOT_IMPLEMENTED)
+        .unwrap_or_else(|| panic!("NotImplemented condition: {:?}", sim.phase()));
     assert_eq!(c.status, "True");
     assert_eq!(c.reason.as_deref(), Some(REASON_NOT_IMPLEMENTED));
     let msg = c.message.clone().unwrap_or_default();
     for field in [
-        "spec.strategy.canary.trafficRouting.istio (traffic is not shifted",
+        "spec.strategy.canary.trafficRouting.apisix (traffic is not shifted",
         "spec.strategy.canary.trafficRouting.managedRoutes",
         "spec.strategy.canary.steps[1].setHeaderRoute",
     ] {
@@ -199,7 +200,7 @@ fn unimplemented_fields_get_a_condition_and_one_event_naming_each() {
 
 #[test]
 fn the_condition_goes_when_the_fields_go() {
-    let mut sim = with_canary(ISTIO_AND_HEADER_ROUTE);
+    let mut sim = with_canary(APISIX_AND_HEADER_ROUTE);
     sim.settle(20);
     assert!(get_condition(&sim.status(), CONDITION_NOT_IMPLEMENTED).is_some());
     if let Some(c) = sim.ro.spec.strategy.canary.as_mut() {

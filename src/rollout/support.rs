@@ -15,10 +15,17 @@ pub fn not_implemented(ro: &Rollout) -> Vec<String> {
     };
     let mut out = Vec::new();
     let base = "spec.strategy.canary";
+    let routed = c.traffic_routing.as_ref().is_some_and(drives_routing);
     let mut field = |path: String, instead: &str| out.push(format!("{path} ({instead})"));
     if let Some(t) = &c.traffic_routing {
-        let named = routers(t);
-        if named.is_empty() {
+        // Routing is all or nothing: with one router this version does not drive, none is
+        // driven and the canary runs by pod ratio.
+        let named = if drives_routing(t) {
+            Vec::new()
+        } else {
+            routers(t)
+        };
+        if named.is_empty() && !drives_routing(t) {
             field(
                 format!("{base}.trafficRouting"),
                 "traffic is not shifted: each version gets traffic in proportion to its pods",
@@ -43,7 +50,7 @@ pub fn not_implemented(ro: &Rollout) -> Vec<String> {
             "the ping and pong Services are not switched",
         );
     }
-    if c.dynamic_stable_scale.unwrap_or(false) {
+    if c.dynamic_stable_scale.unwrap_or(false) && !routed {
         field(
             format!("{base}.dynamicStableScale"),
             "the stable ReplicaSet is scaled as in a basic canary",
@@ -51,7 +58,7 @@ pub fn not_implemented(ro: &Rollout) -> Vec<String> {
     }
     for (i, s) in c.steps.iter().flatten().enumerate() {
         let step = format!("{base}.steps[{i}]");
-        if s.set_canary_scale.is_some() {
+        if s.set_canary_scale.is_some() && !routed {
             field(
                 format!("{step}.setCanaryScale"),
                 "the canary is scaled by setWeight alone",
@@ -83,6 +90,16 @@ pub fn not_implemented(ro: &Rollout) -> Vec<String> {
         }
     }
     out
+}
+
+/// The routers this version drives (`controller::routers`).
+pub const DRIVEN_ROUTERS: &[&str] = &["istio"];
+
+/// Does this version drive every router the block names (and at least one)? Only then is the
+/// canary traffic-routed; otherwise it runs as a basic canary and `NotImplemented` says why.
+pub fn drives_routing(t: &RolloutTrafficRouting) -> bool {
+    let named = routers(t);
+    !named.is_empty() && named.iter().all(|r| DRIVEN_ROUTERS.contains(r))
 }
 
 /// The routers a traffic-routing block names, in the schema's order.

@@ -57,10 +57,10 @@ impl Cluster {
         })
         .await?;
         plane.install_crds("sluice-e2e").await?;
-        // Minimal stand-ins for the Gateway API route CRDs, for the gatewayAPI router.
+        // The traffic routers' kinds (our own minimal CRDs), so router objects can be asserted.
         sluice_testkit::install_crds(
             &plane.client,
-            &root().join("e2e/crds/gateway-api"),
+            &root().join("tests/data/router-crds"),
             "sluice-e2e",
         )
         .await?;

@@ -9,6 +9,7 @@ mod gateway;
 mod harness;
 mod ops;
 mod scenarios;
+mod traffic;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -195,6 +196,14 @@ async fn main() {
             Box::pin(bluegreen::bg_scale_down_delay(c)),
         ),
         ("bg_kill9_resume", Box::pin(bluegreen::bg_kill9_resume(c))),
+        (
+            "istio_host_split_walk",
+            Box::pin(traffic::istio_host_split_walk(c)),
+        ),
+        (
+            "istio_kill9_weights_never_go_back",
+            Box::pin(traffic::istio_kill9_weights_never_go_back(c)),
+        ),
         (
             "bg_exceed_progress_deadline_abort",
             Box::pin(bluegreen::bg_exceed_progress_deadline_abort(c)),

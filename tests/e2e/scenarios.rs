@@ -576,10 +576,10 @@ pub async fn not_implemented_is_reported(c: &Cluster) -> Result<()> {
     let mut f = Fixture::new(c, "not-implemented").await?;
     let yaml = seed().replace(
         "    canary:\n",
-        "    canary:\n      canaryService: frontend-canary\n      stableService: frontend-stable\n      trafficRouting:\n        istio:\n          virtualService: {name: frontend-vs, routes: [primary]}\n",
+        "    canary:\n      canaryService: frontend-canary\n      stableService: frontend-stable\n      trafficRouting:\n        ambassador:\n          mappings: [frontend]\n",
     );
     ensure!(
-        yaml.contains("istio"),
+        yaml.contains("ambassador"),
         "the seed's canary block was not found"
     );
     // Traffic routing needs both Services (Argo's validation); Sluice points them, not the router.
@@ -599,7 +599,7 @@ pub async fn not_implemented_is_reported(c: &Cluster) -> Result<()> {
         })
         .await?;
     let msg = v.condition_message("NotImplemented").unwrap_or_default();
-    let field = "spec.strategy.canary.trafficRouting.istio (traffic is not shifted";
+    let field = "spec.strategy.canary.trafficRouting.ambassador (traffic is not shifted";
     ensure!(msg.contains(field), "{field} missing from: {msg}");
     ensure!(!msg.contains("Service"), "Services are managed: {msg}");
     ensure!(v.phase() == "Healthy", "phase {}", v.phase());

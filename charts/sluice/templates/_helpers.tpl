@@ -88,6 +88,10 @@ cluster-wide install and the Role of a namespaced one). Secrets are not here: se
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["list", "watch", "get", "create", "delete"]
+# Traffic routers' objects the Rollout names: read, and their weights merge-patched.
+- apiGroups: ["networking.istio.io"]
+  resources: ["virtualservices", "destinationrules"]
+  verbs: ["get", "patch"]
 # Services a Rollout names: cached (metadata and selector only); their selector and
 # managed-by annotation are merge-patched.
 - apiGroups: [""]

@@ -10,31 +10,11 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 
 use super::{BlueGreen, phase};
 use crate::api::consts::*;
+use crate::rollout::delay::{deadline, deadline_from, has_deadline};
 use crate::rollout::observed::RsExt;
 use crate::rollout::revision::gc_history;
 use crate::rollout::services::{find, selector_hash};
-use crate::time::{add_seconds, until};
-
-/// The RFC 3339 deadline a ReplicaSet carries, if it has one that parses.
-pub fn deadline(rs: &ReplicaSet) -> Option<Timestamp> {
-    rs.annotations()
-        .get(ANNOTATION_SCALE_DOWN_DEADLINE)
-        .filter(|d| !d.is_empty())
-        .and_then(|d| d.parse::<Timestamp>().ok())
-}
-
-fn has_deadline(rs: &ReplicaSet) -> bool {
-    rs.annotations()
-        .get(ANNOTATION_SCALE_DOWN_DEADLINE)
-        .is_some_and(|d| !d.is_empty())
-}
-
-/// A deadline `secs` from `now`, as Argo writes it (RFC 3339, whole seconds, UTC).
-fn deadline_from(now: Timestamp, secs: i32) -> String {
-    let t = add_seconds(now, i64::from(secs));
-    let whole = Timestamp::from_second(t.as_second()).unwrap_or(t);
-    whole.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
+use crate::time::until;
 
 impl BlueGreen<'_> {
     /// Argo's `NewRSNewReplicas` for blue-green.

@@ -5,6 +5,9 @@
 mod analysis;
 mod scale;
 mod steps;
+mod traffic;
+#[cfg(test)]
+mod traffic_tests;
 
 use crate::api::rollout::{CanaryStep, RolloutStatus};
 use crate::api::selector::format_selector;
@@ -24,6 +27,8 @@ struct Canary<'a> {
     steps: &'a [CanaryStep],
     /// The current step's AnalysisRun completed Successful.
     step_analysis_successful: bool,
+    /// `status.canary.weights` as this reconcile leaves it (routed canaries).
+    new_weights: Option<crate::api::rollout::TrafficWeights>,
 }
 
 /// Plan one reconcile of a canary Rollout.
@@ -33,6 +38,7 @@ pub fn plan(cx: Ctx) -> Plan {
         cx,
         steps,
         step_analysis_successful: false,
+        new_weights: None,
     }
     .run()
 }
@@ -104,6 +110,8 @@ impl<'a> Canary<'a> {
         gc_history(&mut self.cx);
         self.cx.release_unnamed_services();
         self.cx.reconcile_canary_services();
+        self.reconcile_traffic(&mut st);
+        self.new_weights = st.canary.as_ref().and_then(|c| c.weights.clone());
         if let Err(msg) = self.reconcile_analysis(&mut st) {
             let name = self.cx.ro.metadata.name.clone().unwrap_or_default();
             let msg = format!("The Rollout \"{name}\" is invalid: {msg}");

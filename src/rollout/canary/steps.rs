@@ -81,6 +81,12 @@ impl Canary<'_> {
             }
             return false;
         }
+        if step.set_canary_scale.is_some() && self.routed() {
+            return self.at_desired_routed();
+        }
+        if step.set_weight.is_some() && self.routed() {
+            return self.at_desired_routed();
+        }
         if step.set_weight.is_some() {
             let (dn, ds) = self.desired_counts();
             return at_desired_counts_with_threshold(
@@ -102,7 +108,7 @@ impl Canary<'_> {
 
     /// `spec.strategy.canary.replicaProgressThreshold` (Argo compares the type with "Percent"
     /// only; anything else counts pods).
-    fn progress_threshold(&self) -> Option<ReplicaProgressThreshold> {
+    pub(super) fn progress_threshold(&self) -> Option<ReplicaProgressThreshold> {
         let t = self
             .cx
             .ro
