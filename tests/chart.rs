@@ -56,6 +56,8 @@ fn expected_rules(cluster: bool) -> Value {
         {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list", "watch", "create", "patch", "delete"]},
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "watch", "get", "create", "delete"]},
         {"apiGroups": ["networking.istio.io"], "resources": ["virtualservices", "destinationrules"], "verbs": ["get", "patch"]},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "create", "patch"]},
+        {"apiGroups": ["split.smi-spec.io"], "resources": ["trafficsplits"], "verbs": ["get", "create", "patch"]},
         {"apiGroups": [""], "resources": ["services"], "verbs": ["list", "watch", "patch"]},
         {"apiGroups": ["gateway.networking.k8s.io"],
          "resources": ["httproutes", "grpcroutes", "tcproutes", "tlsroutes"], "verbs": ["get", "patch"]},

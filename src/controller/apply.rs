@@ -3,14 +3,11 @@
 //! (guarded by resourceVersion so a stale cache can never overwrite a user's promote or abort).
 //! Every write goes through the shared writer (`write.rs`): rate limit, leader fence, field manager.
 
-use std::time::{Duration, Instant};
-
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Map, Value, json};
-use tokio::sync::Mutex;
 use tracing::{info, warn};
 
 use super::{Context, Error};
@@ -23,43 +20,6 @@ use crate::api::rollout::Rollout;
 use crate::rollout::Plan;
 use crate::rollout::effects::{MetaChanges, PlannedEvent, PodMetadataSync, ServiceChange};
 use crate::rollout::status::create_failed;
-
-/// A token bucket shared by all writes (`--qps`, `--burst`).
-pub struct RateLimiter {
-    qps: f64,
-    burst: f64,
-    state: Mutex<(f64, Instant)>,
-}
-
-impl RateLimiter {
-    pub fn new(qps: f64, burst: u32) -> Self {
-        let burst = f64::from(burst.max(1));
-        RateLimiter {
-            qps: qps.max(0.1),
-            burst,
-            state: Mutex::new((burst, Instant::now())),
-        }
-    }
-
-    /// Wait for one token.
-    pub async fn acquire(&self) {
-        loop {
-            let wait = {
-                let mut s = self.state.lock().await;
-                let now = Instant::now();
-                let refill = now.duration_since(s.1).as_secs_f64() * self.qps;
-                s.0 = (s.0 + refill).min(self.burst);
-                s.1 = now;
-                if s.0 >= 1.0 {
-                    s.0 -= 1.0;
-                    return;
-                }
-                Duration::from_secs_f64((1.0 - s.0) / self.qps)
-            };
-            tokio::time::sleep(wait).await;
-        }
-    }
-}
 
 /// The RFC 7386 merge patch that turns `old` into `new`; `None` when they are equal.
 pub fn merge_diff(old: &Value, new: &Value) -> Option<Value> {
@@ -290,6 +250,7 @@ async fn apply_traffic(
         writer: &ctx.writer,
         rollout: ro,
         namespace: ns,
+        smi_version: ctx.settings.smi_version,
     };
     for router in super::routers::routers_for(routing) {
         match router.apply(&cx, plan).await {

@@ -7,6 +7,7 @@ pub mod error;
 pub mod index;
 pub mod leader;
 pub mod observe;
+pub mod rate;
 pub mod routers;
 pub mod server;
 pub mod write;
@@ -63,6 +64,8 @@ pub struct Settings {
     pub leadership: leader::Leadership,
     /// The controller's own metrics (reconcile timings, errors, events, rollout gauges).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The TrafficSplit version of SMI routing (`--traffic-split-api-version`).
+    pub smi_version: routers::smi::SmiVersion,
 }
 
 impl Default for Settings {
@@ -78,6 +81,7 @@ impl Default for Settings {
             resync: Duration::from_secs(900),
             leadership: leader::Leadership::always(),
             metrics: Arc::default(),
+            smi_version: routers::smi::SmiVersion::default(),
         }
     }
 }
@@ -322,7 +326,7 @@ pub async fn run(
     // One writer for both controllers: one rate limit, one fence.
     let writer = Arc::new(Writer::new(
         client.clone(),
-        apply::RateLimiter::new(settings.qps, settings.burst),
+        rate::RateLimiter::new(settings.qps, settings.burst),
         settings.leadership.clone(),
         reporter,
     ));

@@ -30,6 +30,7 @@ pub struct Snapshot<'a> {
     cluster_templates: Vec<ClusterAnalysisTemplate>,
     pods: Option<Vec<Pod>>,
     services: Vec<Service>,
+    missing_routers: Vec<(String, String, String)>,
 }
 
 impl Snapshot<'_> {
@@ -45,6 +46,7 @@ impl Snapshot<'_> {
             orphans: &self.orphans,
             same_name: self.same_name.as_ref(),
             services: &self.services,
+            missing_routers: &self.missing_routers,
         }
     }
 }
@@ -115,6 +117,38 @@ fn services_of(ctx: &Context, ro: &Rollout, ns: &str) -> Vec<Service> {
     out
 }
 
+/// The router objects the Rollout names that do not exist (one live read each; only for a
+/// Rollout that routes traffic). A router kind the API server does not serve counts as missing.
+async fn missing_routers(
+    ctx: &Context,
+    ro: &Rollout,
+    ns: &str,
+) -> Result<Vec<(String, String, String)>, Error> {
+    let mut out = Vec::new();
+    for (path, group, plural, obj_ns, name) in crate::rollout::observed::router_objects(ro) {
+        // Argo's `--istio-api-version` default.
+        let version = "v1alpha3";
+        let resource = kube::api::ApiResource {
+            group: group.clone(),
+            version: version.to_string(),
+            api_version: format!("{group}/{version}"),
+            kind: String::new(),
+            plural: plural.clone(),
+        };
+        let obj_ns = if obj_ns.is_empty() {
+            ns
+        } else {
+            obj_ns.as_str()
+        };
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(ctx.client.clone(), obj_ns, &resource);
+        if api.get_opt(&name).await?.is_none() {
+            out.push((path, format!("{plural}.{group}"), name));
+        }
+    }
+    Ok(out)
+}
+
 /// Read the snapshot of `ro` in namespace `ns` at `now`.
 pub async fn observe<'a>(
     ctx: &Context,
@@ -157,6 +191,7 @@ pub async fn observe<'a>(
         (!needed.is_empty()).then_some(pods)
     };
     Ok(Snapshot {
+        missing_routers: missing_routers(ctx, ro, ns).await?,
         services: services_of(ctx, ro, ns),
         rollout: ro,
         replica_sets,

@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 use tracing::{debug, warn};
 
 use super::Error;
-use super::apply::RateLimiter;
 use super::leader::Leadership;
+use super::rate::RateLimiter;
 use crate::analysis::providers::{BoxFuture, JobWriter, WriteFailure};
 use crate::api::consts::FIELD_MANAGER;
 

@@ -153,6 +153,15 @@ fn unrunnable(obs: &Observed) -> Option<String> {
     if let Some(msg) = missing_template(obs) {
         return Some(format!("The Rollout \"{name}\" is invalid: {msg}"));
     }
+    // Argo's `GetReferencedVirtualServices`, after the templates.
+    if let Some((path, resource, n)) = obs.missing_routers.first() {
+        let e = validation::invalid(
+            path,
+            validation::quoted(n),
+            format!("{resource} {} not found", validation::quoted(n)),
+        );
+        return Some(format!("The Rollout \"{name}\" is invalid: {e}"));
+    }
     if let Some(e) = services::validate(ro, obs.services) {
         return Some(format!("The Rollout \"{name}\" is invalid: {e}"));
     }

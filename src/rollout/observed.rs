@@ -38,6 +38,10 @@ pub struct Observed<'a> {
     /// The Services of the namespace the Rollout names (`services::named`) or manages (their
     /// `managed-by-rollouts` annotation names it), those that exist.
     pub services: &'a [Service],
+    /// Router objects the Rollout names that a read found missing, as (field path, resource,
+    /// name) — e.g. `("spec.strategy.canary.trafficRouting.istio.virtualService.name",
+    /// "virtualservices.networking.istio.io", "vs")` (`router_objects` says which to read).
+    pub missing_routers: &'a [(String, String, String)],
 }
 
 impl<'a> Observed<'a> {
@@ -54,6 +58,7 @@ impl<'a> Observed<'a> {
             orphans: &[],
             same_name: None,
             services: &[],
+            missing_routers: &[],
         }
     }
 }
@@ -95,6 +100,53 @@ pub fn referenced_templates(ro: &Rollout) -> (Vec<String>, Vec<String>) {
         }
     }
     (ns, cluster)
+}
+
+/// The router objects a Rollout names that must exist, as (field path, API group, plural,
+/// namespace or "" for the Rollout's, name), in Argo's order (`GetReferencedVirtualServices`).
+pub fn router_objects(ro: &Rollout) -> Vec<(String, String, String, String, String)> {
+    let mut out = Vec::new();
+    let Some(istio) = ro
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.traffic_routing.as_ref())
+        .and_then(|t| t.istio.as_ref())
+    else {
+        return out;
+    };
+    let base = "spec.strategy.canary.trafficRouting.istio";
+    let (list, path): (Vec<&str>, String) = match &istio.virtual_services {
+        Some(v) if !v.is_empty() => (
+            v.iter().map(|s| s.name.as_str()).collect(),
+            format!("{base}.virtualServices.name"),
+        ),
+        _ => (
+            istio
+                .virtual_service
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect(),
+            format!("{base}.virtualService.name"),
+        ),
+    };
+    for full in list {
+        let (name, ns) = split_istio_name(full);
+        out.push((
+            path.clone(),
+            "networking.istio.io".into(),
+            "virtualservices".into(),
+            ns.to_string(),
+            name.to_string(),
+        ));
+    }
+    out
+}
+
+/// Argo's `GetVirtualServiceNamespaceName`: `name.namespace`, or a bare name.
+pub fn split_istio_name(full: &str) -> (&str, &str) {
+    full.split_once('.').unwrap_or((full, ""))
 }
 
 /// What a Rollout analyses, in Argo's order (blue-green pre- then post-promotion; canary

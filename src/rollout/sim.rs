@@ -108,6 +108,7 @@ impl Sim {
             orphans: &[],
             same_name: None,
             services: &self.services,
+            missing_routers: &[],
         };
         let p = plan(&obs, self.now);
         self.apply(&p);

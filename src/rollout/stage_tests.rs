@@ -86,6 +86,7 @@ fn a_foreign_replica_set_with_the_new_name_bumps_the_collision_count() {
     let obs = Observed {
         same_name: Some(&foreign),
         services: &[],
+        missing_routers: &[],
         ..Observed::new(&sim.ro, &[])
     };
     let p = plan(&obs, sim.now);
@@ -102,6 +103,7 @@ fn a_foreign_replica_set_with_the_new_name_bumps_the_collision_count() {
         let obs = Observed {
             same_name: Some(&foreign),
             services: &[],
+            missing_routers: &[],
             ..Observed::new(&sim.ro, &[])
         };
         let p = plan(&obs, sim.now);
@@ -122,6 +124,7 @@ fn our_own_replica_set_with_the_new_name_is_no_collision() {
     let obs = Observed {
         same_name: Some(&own),
         services: &[],
+        missing_routers: &[],
         ..Observed::new(&sim.ro, &sim.rss)
     };
     assert!(plan(&obs, sim.now).is_noop());

@@ -295,7 +295,7 @@ pub async fn gateway_router_writes_only_differences(c: &Cluster) -> Result<()> {
     };
     let writer = sluice::controller::write::Writer::new(
         f.client.clone(),
-        sluice::controller::apply::RateLimiter::new(1000.0, 1000),
+        sluice::controller::rate::RateLimiter::new(1000.0, 1000),
         sluice::controller::leader::Leadership::always(),
         kube::runtime::events::Reporter {
             controller: "e2e".into(),
@@ -317,6 +317,7 @@ pub async fn gateway_router_writes_only_differences(c: &Cluster) -> Result<()> {
             writer: &writer,
             rollout: ro,
             namespace: &f.ns,
+            smi_version: Default::default(),
         };
         GatewayApi.apply(&cx, &plan(w)).await
     };

@@ -152,7 +152,7 @@ impl View {
     pub fn step(&self) -> Option<i32> {
         self.ro.status.as_ref().and_then(|s| s.current_step_index)
     }
-    fn size_of(&self, hash: &Option<String>) -> i32 {
+    pub fn size_of(&self, hash: &Option<String>) -> i32 {
         self.rss
             .iter()
             .find(|rs| rs.labels().get("rollouts-pod-template-hash") == hash.as_ref())

@@ -8,6 +8,7 @@ mod compat;
 mod gateway;
 mod harness;
 mod ops;
+mod routing;
 mod scenarios;
 mod traffic;
 
@@ -201,6 +202,10 @@ async fn main() {
             Box::pin(traffic::istio_host_split_walk(c)),
         ),
         (
+            "istio_subset_split",
+            Box::pin(traffic::istio_subset_split(c)),
+        ),
+        (
             "istio_kill9_weights_never_go_back",
             Box::pin(traffic::istio_kill9_weights_never_go_back(c)),
         ),
@@ -277,6 +282,12 @@ async fn main() {
         (
             "argo_install_manifests",
             Box::pin(compat::argo_install_manifests(c)),
+        ),
+        ("smi_canary_walk", Box::pin(routing::smi_canary_walk(c))),
+        ("nginx_canary_walk", Box::pin(routing::nginx_canary_walk(c))),
+        (
+            "nginx_missing_ingress_is_reported",
+            Box::pin(routing::nginx_missing_ingress_is_reported(c)),
         ),
     ];
     let selected: Vec<Scenario> = all

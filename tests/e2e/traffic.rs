@@ -147,6 +147,145 @@ pub async fn istio_kill9_weights_never_go_back(c: &Cluster) -> Result<()> {
     eprintln!("[istio-kill9] {kills} kill -9 restarts, highest weight seen {last}");
     ensure!(kills >= 3, "the controller must be killed mid-walk");
     ensure!(last >= 60, "the walk was observed: highest weight {last}");
-    ensure!(vs_weights(&f).await? == (0, 100));
+    // The reconcile after the promoting one moves the weight to the new stable.
+    let until = Instant::now() + Duration::from_secs(10);
+    while vs_weights(&f).await? != (0, 100) && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let vs = vs_weights(&f).await?;
+    ensure!(vs == (0, 100), "VirtualService after promotion {vs:?}");
+    f.cleanup().await
+}
+
+fn destination_rules() -> ApiResource {
+    ApiResource {
+        kind: "DestinationRule".into(),
+        plural: "destinationrules".into(),
+        ..virtual_services()
+    }
+}
+
+/// Argo's TestIstioSubsetSplit: subset-level routing through a DestinationRule, whose subsets'
+/// hash labels follow the stable and canary ReplicaSets; weights 100/0, 90/10, then 100/0 with
+/// both subsets on the new revision and the old one kept for its scale-down delay.
+pub async fn istio_subset_split(c: &Cluster) -> Result<()> {
+    let mut f = Fixture::new(c, "istio-subset").await?;
+    let app = "istio-subset-split";
+    f.given_service(app, app).await?;
+    let vs: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
+        "metadata": {"name": "istio-subset-split-vsvc"},
+        "spec": {"hosts": [app], "http": [{"name": "primary", "route": [
+            {"destination": {"host": app, "subset": "stable"}, "weight": 100},
+            {"destination": {"host": app, "subset": "canary"}, "weight": 0}]}]},
+    }))?;
+    let dr: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "networking.istio.io/v1alpha3", "kind": "DestinationRule",
+        "metadata": {"name": "istio-subset-split-destrule"},
+        "spec": {"host": app, "subsets": [
+            {"name": "stable", "labels": {"app": app}},
+            {"name": "canary", "labels": {"app": app}}]},
+    }))?;
+    let vs_api: Api<DynamicObject> =
+        Api::namespaced_with(f.client.clone(), &f.ns, &virtual_services());
+    let dr_api: Api<DynamicObject> =
+        Api::namespaced_with(f.client.clone(), &f.ns, &destination_rules());
+    vs_api.create(&PostParams::default(), &vs).await?;
+    dr_api.create(&PostParams::default(), &dr).await?;
+    let yaml = format!(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: {app}
+spec:
+  strategy:
+    canary:
+      trafficRouting:
+        istio:
+          virtualService: {{name: istio-subset-split-vsvc, routes: [primary]}}
+          destinationRule: {{name: istio-subset-split-destrule, canarySubsetName: canary, stableSubsetName: stable}}
+      steps:
+      - setWeight: 10
+      - pause: {{}}
+  selector:
+    matchLabels: {{app: {app}}}
+  template:
+    metadata:
+      labels: {{app: {app}}}
+    spec:
+      containers:
+      - name: {app}
+        image: nginx:1.19-alpine
+        resources: {{requests: {{memory: 16Mi, cpu: 5m}}}}
+"#
+    );
+    f.given_rollout(&yaml).await?;
+    let weights = || async {
+        let vs = vs_api.get("istio-subset-split-vsvc").await?;
+        let r = &vs.data["spec"]["http"][0]["route"];
+        Ok::<_, anyhow::Error>((
+            r[0]["weight"].as_i64().unwrap_or(-1),
+            r[1]["weight"].as_i64().unwrap_or(-1),
+        ))
+    };
+    let subsets = || async {
+        let dr = dr_api.get("istio-subset-split-destrule").await?;
+        let s = &dr.data["spec"]["subsets"];
+        let hash = |i: usize| {
+            s[i]["labels"]["rollouts-pod-template-hash"]
+                .as_str()
+                .map(String::from)
+        };
+        Ok::<_, anyhow::Error>((hash(0), hash(1)))
+    };
+    let v = f.then("healthy", T, |v| v.healthy()).await?;
+    let rs1 = v.pod_hash();
+    ensure!(
+        weights().await? == (100, 0),
+        "initial weights {:?}",
+        weights().await?
+    );
+    let wait_subsets = |want: (Option<String>, Option<String>)| {
+        let subsets = &subsets;
+        async move {
+            let until = Instant::now() + Duration::from_secs(5);
+            loop {
+                let got = subsets().await?;
+                if got == want || Instant::now() > until {
+                    ensure!(got == want, "subsets {got:?}, want {want:?}");
+                    return Ok::<_, anyhow::Error>(());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    wait_subsets((rs1.clone(), rs1.clone())).await?;
+    f.when_image("nginx:1.19-alpine-v2").await?;
+    let v = f.then("paused", T, |v| v.phase() == "Paused").await?;
+    let rs2 = v.pod_hash();
+    ensure!(rs2 != rs1, "a second revision");
+    ensure!(
+        weights().await? == (90, 10),
+        "paused weights {:?}",
+        weights().await?
+    );
+    wait_subsets((rs1.clone(), rs2.clone())).await?;
+    f.promote().await?;
+    f.then("healthy again", T, |v| v.healthy() && v.stable() == rs2)
+        .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    ensure!(
+        weights().await? == (100, 0),
+        "promoted weights {:?}",
+        weights().await?
+    );
+    wait_subsets((rs2.clone(), rs2.clone())).await?;
+    let v = f.view().await?;
+    ensure!(
+        v.size_of(&rs1) == 1,
+        "the old revision is kept for its scale-down delay: {}",
+        v.size_of(&rs1)
+    );
     f.cleanup().await
 }

@@ -92,6 +92,14 @@ cluster-wide install and the Role of a namespaced one). Secrets are not here: se
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices", "destinationrules"]
   verbs: ["get", "patch"]
+# The NGINX router reads the stable Ingress and creates, then patches, the canary Ingress beside
+# it; the SMI router creates, then patches, its TrafficSplit. Read with get, never cached.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["get", "create", "patch"]
+- apiGroups: ["split.smi-spec.io"]
+  resources: ["trafficsplits"]
+  verbs: ["get", "create", "patch"]
 # Services a Rollout names: cached (metadata and selector only); their selector and
 # managed-by annotation are merge-patched.
 - apiGroups: [""]

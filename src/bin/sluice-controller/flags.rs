@@ -13,6 +13,7 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser};
 use kube::Config;
 use kube::config::KubeConfigOptions;
+use sluice::controller::routers::smi::SmiVersion;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -106,6 +107,14 @@ pub struct Args {
     /// Interval between attempts to acquire or renew the lease (e.g. 2s).
     #[arg(long, env = "SLUICE_LEADER_ELECTION_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
     pub leader_election_retry_period: Duration,
+    /// The `split.smi-spec.io` version of the TrafficSplits of SMI routing: v1alpha1, v1alpha2
+    /// or v1alpha3.
+    #[arg(
+        long,
+        env = "SLUICE_TRAFFIC_SPLIT_API_VERSION",
+        default_value = "v1alpha1"
+    )]
+    pub traffic_split_api_version: SmiVersion,
     #[command(flatten)]
     pub ignored: Ignored,
 }
@@ -280,9 +289,6 @@ pub struct Ignored {
     /// Ambassador API version (no Ambassador traffic routing yet).
     #[arg(long, env = "SLUICE_AMBASSADOR_API_VERSION")]
     pub ambassador_api_version: Option<String>,
-    /// SMI TrafficSplit API version (no SMI traffic routing yet).
-    #[arg(long, env = "SLUICE_TRAFFIC_SPLIT_API_VERSION")]
-    pub traffic_split_api_version: Option<String>,
     /// Traefik API group (no Traefik traffic routing yet).
     #[arg(long, env = "SLUICE_TRAEFIK_API_GROUP")]
     pub traefik_api_group: Option<String>,
@@ -380,11 +386,6 @@ impl Ignored {
         one(
             "ambassador-api-version",
             self.ambassador_api_version.clone(),
-            NO_ROUTER,
-        );
-        one(
-            "traffic-split-api-version",
-            self.traffic_split_api_version.clone(),
             NO_ROUTER,
         );
         one(
@@ -746,7 +747,6 @@ mod tests {
                 "--alb-tag-key-resource-id",
                 "--istio-api-version",
                 "--ambassador-api-version",
-                "--traffic-split-api-version",
                 "--traefik-api-group",
                 "--traefik-api-version",
                 "--ingress-api-version",
@@ -762,6 +762,22 @@ mod tests {
             ]
         );
         assert!(a.warnings().iter().all(|w| w.contains(" has no effect: ")));
+    }
+
+    #[test]
+    fn the_traffic_split_version_is_argos_flag_with_argos_default() {
+        assert_eq!(parse(&[]).traffic_split_api_version, SmiVersion::V1alpha1);
+        assert_eq!(
+            parse(&["--traffic-split-api-version=v1alpha3"]).traffic_split_api_version,
+            SmiVersion::V1alpha3
+        );
+        let e = Args::try_parse_from(["sluice-controller", "--traffic-split-api-version=v2"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("Unsupported TrafficSplit API version `v2`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -215,6 +215,7 @@ async fn main() -> anyhow::Result<()> {
         resync: Duration::from_secs(args.rollout_resync.max(1)),
         leadership,
         metrics,
+        smi_version: args.traffic_split_api_version,
     };
     info!(?settings, "starting sluice-controller {version}");
     let mut run = tokio::spawn(controller::run(

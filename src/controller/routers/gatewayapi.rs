@@ -263,6 +263,7 @@ pub fn in_progress_label(
 /// Bring one route to the plan: one guarded merge patch when its rules or label differ.
 async fn sync_route(
     cx: &RouterCtx<'_>,
+    ns: &str,
     cfg: &GatewayApiConfig,
     kind: RouteKind,
     name: &str,
@@ -271,7 +272,7 @@ async fn sync_route(
 ) -> Result<usize, RouterError> {
     let resource = kind.resource();
     let obj = cx
-        .get(&resource, name)
+        .get_in(&resource, ns, name)
         .await?
         .ok_or_else(|| RouterError::NotFound {
             kind: kind.kind().into(),
@@ -299,7 +300,7 @@ async fn sync_route(
         patch["metadata"]["labels"] = json!({ key: value });
     }
     cx.writer
-        .merge_patch_dynamic(&resource, cx.namespace, name, &patch)
+        .merge_patch_dynamic(&resource, ns, name, &patch)
         .await?;
     Ok(1)
 }
@@ -334,13 +335,10 @@ impl Router for GatewayApi {
                 .flatten()
                 .map(|m| m.name.clone())
                 .collect();
-            let rcx = RouterCtx {
-                namespace: cfg.namespace(cx.namespace),
-                ..*cx
-            };
+            let ns = cfg.namespace(cx.namespace);
             let mut writes = 0;
             for (kind, name) in &routes {
-                writes += sync_route(&rcx, &cfg, *kind, name, plan, &managed).await?;
+                writes += sync_route(cx, ns, &cfg, *kind, name, plan, &managed).await?;
             }
             Ok(writes)
         })
@@ -563,6 +561,26 @@ mod tests {
             ..Default::default()
         };
         assert!(GatewayApiConfig::parse(&other).is_none());
+    }
+
+    #[test]
+    fn the_plugin_key_selects_the_router() {
+        let names = |plugins: Value| {
+            let routing = RolloutTrafficRouting {
+                plugins: serde_json::from_value(plugins).unwrap(),
+                ..Default::default()
+            };
+            super::super::routers_for(&routing)
+                .iter()
+                .map(|r| r.name())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(json!({PLUGIN_KEY: {"httpRoute": "r"}})),
+            ["gatewayAPI"]
+        );
+        assert!(names(json!({"gatewayAPI": {"httpRoute": "r"}})).is_empty());
+        assert!(names(json!(null)).is_empty());
     }
 
     #[test]

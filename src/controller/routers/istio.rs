@@ -229,8 +229,12 @@ async fn sync(
     name: &str,
     want: impl FnOnce(&Value) -> Result<Value, String>,
 ) -> Result<usize, RouterError> {
+    // `name.namespace` names an object in another namespace (Argo's
+    // `GetVirtualServiceNamespaceName`).
+    let (name, ns) = crate::rollout::observed::split_istio_name(name);
+    let ns = if ns.is_empty() { cx.namespace } else { ns };
     let obj: DynamicObject =
-        cx.get(resource, name)
+        cx.get_in(resource, ns, name)
             .await?
             .ok_or_else(|| RouterError::NotFound {
                 kind: resource.kind.clone(),
@@ -252,7 +256,7 @@ async fn sync(
         "spec": new,
     });
     cx.writer
-        .merge_patch_dynamic(resource, cx.namespace, name, &patch)
+        .merge_patch_dynamic(resource, ns, name, &patch)
         .await?;
     Ok(1)
 }

@@ -7,9 +7,14 @@
 
 pub mod gatewayapi;
 pub mod istio;
+pub mod nginx;
+pub mod smi;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ApiResource, DynamicObject};
-use kube::{Api, Client};
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Client, Resource};
+use serde_json::Value;
 
 use super::Error;
 use super::write::Writer;
@@ -36,6 +41,9 @@ pub enum RouterError {
         name: String,
         reason: String,
     },
+    /// The object exists but another object controls it (Argo: "Rollout does not own ...").
+    #[error("{kind} \"{name}\" is not controlled by this Rollout")]
+    NotOwned { kind: String, name: String },
     /// A write or read failed.
     #[error(transparent)]
     Api(#[from] Error),
@@ -55,6 +63,8 @@ pub struct RouterCtx<'a> {
     pub writer: &'a Writer,
     pub rollout: &'a Rollout,
     pub namespace: &'a str,
+    /// The `split.smi-spec.io` version (`--traffic-split-api-version`).
+    pub smi_version: smi::SmiVersion,
 }
 
 impl RouterCtx<'_> {
@@ -69,23 +79,83 @@ impl RouterCtx<'_> {
             .as_ref()
     }
 
-    /// Read a namespaced object of `resource`; `Ok(None)` when it does not exist.
+    /// Read a namespaced object of `resource` in the Rollout's namespace; `Ok(None)` when it
+    /// does not exist.
     pub async fn get(
         &self,
         resource: &ApiResource,
         name: &str,
     ) -> Result<Option<DynamicObject>, RouterError> {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), self.namespace, resource);
-        match api.get_opt(name).await {
-            Ok(o) => Ok(o),
-            Err(kube::Error::Api(s)) if s.code == 404 => Err(RouterError::NotInstalled {
-                kind: resource.kind.clone(),
-                api_version: resource.api_version.clone(),
-            }),
-            Err(e) => Err(e.into()),
+        self.get_in(resource, self.namespace, name).await
+    }
+
+    /// Read a namespaced object of `resource` in namespace `ns`; `Ok(None)` when it does not
+    /// exist.
+    pub async fn get_in(
+        &self,
+        resource: &ApiResource,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<DynamicObject>, RouterError> {
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, resource);
+        Ok(api.get_opt(name).await?)
+    }
+
+    /// Record a normal event against the Rollout (best-effort, as every event).
+    pub async fn event(&self, reason: &str, message: String) {
+        tracing::info!(reason, "{message}");
+        let ev = Event {
+            type_: EventType::Normal,
+            reason: reason.into(),
+            note: Some(message),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        self.writer.event(&self.rollout.object_ref(&()), &ev).await;
+    }
+}
+
+/// Is `meta`'s controller the Rollout (by UID, as `metav1.IsControlledBy`)?
+pub fn is_controlled_by(meta: &ObjectMeta, ro: &Rollout) -> bool {
+    let Some(uid) = ro.metadata.uid.as_deref() else {
+        return false;
+    };
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
+/// The RFC 7386 merge patch that turns `cur` into `des` (what Argo's `CreateTwoWayMergePatch`
+/// computes): changed keys of objects recursively, removed keys as `null`, anything else —
+/// lists included — whole. `None` when they are equal.
+pub fn merge_diff(cur: &Value, des: &Value) -> Option<Value> {
+    if cur == des {
+        return None;
+    }
+    let (Value::Object(c), Value::Object(d)) = (cur, des) else {
+        return Some(des.clone());
+    };
+    let mut out = serde_json::Map::new();
+    for (k, dv) in d {
+        match c.get(k) {
+            Some(cv) => {
+                if let Some(p) = merge_diff(cv, dv) {
+                    out.insert(k.clone(), p);
+                }
+            }
+            None if dv.is_null() => {}
+            None => {
+                out.insert(k.clone(), dv.clone());
+            }
         }
     }
+    for (k, cv) in c {
+        if !d.contains_key(k) && !cv.is_null() {
+            out.insert(k.clone(), Value::Null);
+        }
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
 }
 
 /// One traffic router.
@@ -104,6 +174,12 @@ pub fn routers_for(routing: &RolloutTrafficRouting) -> Vec<Box<dyn Router>> {
     if routing.istio.is_some() {
         out.push(Box::new(istio::Istio));
     }
+    if routing.nginx.is_some() {
+        out.push(Box::new(nginx::Nginx));
+    }
+    if routing.smi.is_some() {
+        out.push(Box::new(smi::Smi));
+    }
     if routing
         .plugins
         .as_ref()
@@ -112,4 +188,64 @@ pub fn routers_for(routing: &RolloutTrafficRouting) -> Vec<Box<dyn Router>> {
         out.push(Box::new(gatewayapi::GatewayApi));
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use serde_json::json;
+
+    #[test]
+    fn each_named_router_is_driven() {
+        let routing: RolloutTrafficRouting = serde_json::from_value(json!({
+            "istio": {"virtualService": {"name": "vs"}},
+            "nginx": {"stableIngress": "ing"},
+            "smi": {}
+        }))
+        .unwrap();
+        let names: Vec<_> = routers_for(&routing).iter().map(|r| r.name()).collect();
+        assert_eq!(names, ["istio", "nginx", "smi"]);
+        let only_smi: RolloutTrafficRouting = serde_json::from_value(json!({"smi": {}})).unwrap();
+        let names: Vec<_> = routers_for(&only_smi).iter().map(|r| r.name()).collect();
+        assert_eq!(names, ["smi"]);
+    }
+
+    #[test]
+    fn merge_diff_is_rfc7386_between_the_two() {
+        let cur = json!({"a": 1, "b": {"c": 2, "d": 3}, "l": [1, 2], "gone": "x"});
+        let des = json!({"a": 1, "b": {"c": 2, "d": 4}, "l": [1], "new": true});
+        assert_eq!(
+            merge_diff(&cur, &des).unwrap(),
+            json!({"b": {"d": 4}, "l": [1], "new": true, "gone": null})
+        );
+        assert_eq!(merge_diff(&cur, &cur), None);
+        assert_eq!(merge_diff(&json!(1), &json!("1")), Some(json!("1")));
+    }
+
+    #[test]
+    fn controlled_by_means_the_controller_reference_with_the_rollouts_uid() {
+        let ro: Rollout = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "r", "uid": "u-1"},
+            "spec": {"selector": {}, "template": {}}
+        }))
+        .unwrap();
+        let owned = |uid: &str, controller: Option<bool>| ObjectMeta {
+            owner_references: Some(vec![OwnerReference {
+                api_version: "argoproj.io/v1alpha1".into(),
+                kind: "Rollout".into(),
+                name: "r".into(),
+                uid: uid.into(),
+                controller,
+                block_owner_deletion: None,
+            }]),
+            ..ObjectMeta::default()
+        };
+        assert!(is_controlled_by(&owned("u-1", Some(true)), &ro));
+        assert!(!is_controlled_by(&owned("u-1", None), &ro));
+        assert!(!is_controlled_by(&owned("u-2", Some(true)), &ro));
+        assert!(!is_controlled_by(&ObjectMeta::default(), &ro));
+    }
 }

@@ -141,3 +141,30 @@ fn an_undriven_router_runs_as_a_basic_canary() {
     assert_eq!(s.sizes(), (1, 4), "pod ratio, as a basic canary");
     assert!(s.last.traffic.is_none());
 }
+
+/// Argo's `GetReferencedVirtualServices`: a VirtualService that does not exist makes the spec
+/// invalid, with the API's words; nothing is scaled or shifted.
+#[test]
+fn a_missing_virtual_service_is_invalid_spec() {
+    use crate::rollout::{Observed, plan};
+    let s = routed(None);
+    let missing = vec![(
+        "spec.strategy.canary.trafficRouting.istio.virtualService.name".to_string(),
+        "virtualservices.networking.istio.io".to_string(),
+        "frontend-vs".to_string(),
+    )];
+    let obs = Observed {
+        services: &s.services,
+        missing_routers: &missing,
+        ..Observed::new(&s.ro, &s.rss)
+    };
+    let p = plan(&obs, s.now);
+    let st = p.status.unwrap();
+    assert_eq!(
+        st.message.as_deref(),
+        Some(
+            "InvalidSpec: The Rollout \"frontend\" is invalid: spec.strategy.canary.trafficRouting.istio.virtualService.name: Invalid value: \"frontend-vs\": virtualservices.networking.istio.io \"frontend-vs\" not found"
+        )
+    );
+    assert!(p.traffic.is_none() && p.updates.is_empty());
+}
