@@ -99,7 +99,13 @@ pub fn not_implemented(ro: &Rollout) -> Vec<String> {
 }
 
 /// The routers this version drives (`controller::routers`).
-pub const DRIVEN_ROUTERS: &[&str] = &["istio", "nginx", "smi", "alb"];
+pub const DRIVEN_ROUTERS: &[&str] = &[
+    "istio",
+    "nginx",
+    "smi",
+    "alb",
+    "plugins.argoproj-labs/gatewayAPI",
+];
 
 /// Does this version drive every router the block names (and at least one)? Only then is the
 /// canary traffic-routed; otherwise it runs as a basic canary and `NotImplemented` says why.
@@ -124,6 +130,17 @@ fn routers(t: &RolloutTrafficRouting) -> Vec<&'static str> {
     named(t.app_mesh.is_some(), "appMesh");
     named(t.traefik.is_some(), "traefik");
     named(t.apisix.is_some(), "apisix");
-    named(t.plugins.as_ref().is_some_and(|p| !p.is_empty()), "plugins");
+    // Plugins by name: only the Gateway API plugin is driven (natively); any other is
+    // reported as `plugins`.
+    for key in t.plugins.iter().flat_map(|p| p.keys()) {
+        let name = if key == "argoproj-labs/gatewayAPI" {
+            "plugins.argoproj-labs/gatewayAPI"
+        } else {
+            "plugins"
+        };
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
     out
 }

@@ -5,6 +5,7 @@ mod analysis;
 mod bluegreen;
 mod cli;
 mod compat;
+mod gateway;
 mod harness;
 mod ops;
 mod routing;
@@ -266,6 +267,26 @@ async fn main() {
         ("cli_lint", Box::pin(cli::cli_lint(c))),
         ("cli_list", Box::pin(cli::cli_list(c))),
         ("cli_get_watch", Box::pin(cli::cli_get_watch(c))),
+        (
+            "gateway_httproute_walk",
+            Box::pin(gateway::gateway_httproute_walk(c)),
+        ),
+        (
+            "gateway_grpcroute_walk",
+            Box::pin(gateway::gateway_grpcroute_walk(c)),
+        ),
+        (
+            "gateway_tcproute_walk",
+            Box::pin(gateway::gateway_tcproute_walk(c)),
+        ),
+        (
+            "gateway_tlsroute_walk",
+            Box::pin(gateway::gateway_tlsroute_walk(c)),
+        ),
+        (
+            "gateway_router_writes_only_differences",
+            Box::pin(gateway::gateway_router_writes_only_differences(c)),
+        ),
         (
             "argo_install_manifests",
             Box::pin(compat::argo_install_manifests(c)),

@@ -348,6 +348,9 @@ pub async fn canary_set_canary_scale(c: &Cluster) -> Result<()> {
     }
     let v = f.then("healthy", T, |v| v.healthy()).await?;
     ensure!(pods(&v) == (4, 4), "promoted: {:?}", pods(&v));
+    f.cleanup().await
+}
+
 const ALB_ACTION: &str = "alb.ingress.kubernetes.io/actions.frontend-stable";
 const ALB_MANAGED: &str = "rollouts.argoproj.io/managed-alb-annotations";
 

@@ -105,6 +105,11 @@ cluster-wide install and the Role of a namespaced one). Secrets are not here: se
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["list", "watch", "patch"]
+# Gateway API routes named by the argoproj-labs/gatewayAPI plugin config: read, and their
+# backendRef weights merge-patched (guarded by resourceVersion).
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes", "grpcroutes", "tcproutes", "tlsroutes"]
+  verbs: ["get", "patch"]
 # Pods are listed (by each Rollout's selector, never watched or cached) and evicted only while a
 # `kubectl sluice restart` is being carried out; listed and updated only while a ReplicaSet's pods
 # may lack the canary/stable (preview/active) labels and annotations of its role.

@@ -6,6 +6,7 @@
 //! Adding a router: a module here implementing [`Router`], and a line in [`routers_for`].
 
 pub mod alb;
+pub mod gatewayapi;
 pub mod istio;
 pub mod nginx;
 pub mod smi;
@@ -182,6 +183,13 @@ pub fn routers_for(routing: &RolloutTrafficRouting) -> Vec<Box<dyn Router>> {
     }
     if routing.smi.is_some() {
         out.push(Box::new(smi::Smi));
+    }
+    if routing
+        .plugins
+        .as_ref()
+        .is_some_and(|p| p.contains_key(gatewayapi::PLUGIN_KEY))
+    {
+        out.push(Box::new(gatewayapi::GatewayApi));
     }
     out
 }
