@@ -210,6 +210,10 @@ async fn main() {
             Box::pin(routing::canary_set_canary_scale(c)),
         ),
         (
+            "istio_host_mirror_route",
+            Box::pin(traffic::istio_host_mirror_route(c)),
+        ),
+        (
             "istio_host_header_route",
             Box::pin(traffic::istio_host_header_route(c)),
         ),

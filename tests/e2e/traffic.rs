@@ -426,3 +426,149 @@ spec:
     }
     f.cleanup().await
 }
+
+/// Argo's TestIstioHostMirrorRoute: mirror routes first in `managedRoutes` order, carrying the
+/// weighted route's current weights and their mirror percentage; one replaced, one removed; a
+/// full promotion leaves the VirtualService's own route at 100/0.
+pub async fn istio_host_mirror_route(c: &Cluster) -> Result<()> {
+    let mut f = Fixture::new(c, "istio-mirror").await?;
+    for svc in ["canary-service", "stable-service"] {
+        f.given_service(svc, "rollouts-demo").await?;
+    }
+    let vs: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
+        "metadata": {"name": "rollouts-demo-vsvc"},
+        "spec": {"hosts": ["rollouts-demo.com"], "http": [{"name": "primary", "route": [
+            {"destination": {"host": "stable-service"}, "weight": 100},
+            {"destination": {"host": "canary-service"}, "weight": 0}]}]},
+    }))?;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(f.client.clone(), &f.ns, &virtual_services());
+    api.create(&PostParams::default(), &vs).await?;
+    let yaml = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: rollouts-demo
+spec:
+  replicas: 5
+  selector:
+    matchLabels: {app: rollouts-demo}
+  template:
+    metadata:
+      labels: {app: rollouts-demo}
+    spec:
+      containers:
+      - name: rollouts-demo
+        image: nginx:1.19-alpine
+        resources: {requests: {memory: 16Mi, cpu: 5m}}
+  strategy:
+    canary:
+      canaryService: canary-service
+      stableService: stable-service
+      trafficRouting:
+        managedRoutes:
+        - name: mirror-route-1
+        - name: mirror-route-2
+        istio:
+          virtualService: {name: rollouts-demo-vsvc, routes: [primary]}
+      steps:
+      - setWeight: 20
+      - setMirrorRoute:
+          name: mirror-route-1
+          percentage: 100
+          match:
+          - path: {prefix: /}
+      - setMirrorRoute:
+          name: mirror-route-2
+          percentage: 80
+          match:
+          - path: {prefix: /}
+            method: {exact: GET}
+      - pause: {}
+      - setMirrorRoute:
+          name: mirror-route-1
+          percentage: 100
+          match:
+          - path: {prefix: /rewrite}
+      - pause: {}
+      - setWeight: 40
+      - setMirrorRoute: {name: mirror-route-1}
+      - pause: {}
+"#;
+    f.given_rollout(yaml).await?;
+    f.then("healthy", T, |v| v.healthy()).await?;
+    let http = || async {
+        let vs = api.get("rollouts-demo-vsvc").await?;
+        Ok::<_, anyhow::Error>(
+            vs.data["spec"]["http"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        )
+    };
+    let weights = |route: &serde_json::Value| {
+        let w = |host: &str| {
+            route["route"]
+                .as_array()
+                .and_then(|r| r.iter().find(|d| d["destination"]["host"] == host))
+                .and_then(|d| d["weight"].as_i64())
+                .unwrap_or(-1)
+        };
+        (w("stable-service"), w("canary-service"))
+    };
+    ensure!(http().await?[0]["name"] == "primary");
+    f.when_image("nginx:1.19-alpine-v2").await?;
+    f.then("paused", T, |v| v.phase() == "Paused").await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let h = http().await?;
+    ensure!(
+        h.len() == 3 && h[0]["name"] == "mirror-route-1" && h[1]["name"] == "mirror-route-2",
+        "{h:?}"
+    );
+    ensure!(
+        h[0]["mirrorPercentage"]["value"].as_f64() == Some(100.0),
+        "{h:?}"
+    );
+    ensure!(
+        h[1]["mirrorPercentage"]["value"].as_f64() == Some(80.0),
+        "{h:?}"
+    );
+    for r in &h {
+        ensure!(weights(r) == (80, 20), "weights {r:?}");
+    }
+    f.promote().await?;
+    f.then("paused again", T, |v| {
+        v.step() == Some(5) && v.phase() == "Paused"
+    })
+    .await?;
+    f.promote().await?;
+    f.then("paused at 40", T, |v| {
+        v.step() == Some(8) && v.phase() == "Paused"
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let h = http().await?;
+    ensure!(
+        h.len() == 2 && h[0]["name"] == "mirror-route-2" && h[1]["name"] == "primary",
+        "{h:?}"
+    );
+    ensure!(
+        weights(&h[0]) == (60, 40) && weights(&h[1]) == (60, 40),
+        "{h:?}"
+    );
+    f.when_status_patch(json!({"status": {"promoteFull": true}}))
+        .await?;
+    f.then("healthy", T, |v| v.healthy()).await?;
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let h = http().await?;
+        let done = h.len() == 1 && weights(&h[0]) == (100, 0);
+        if done || Instant::now() > until {
+            ensure!(done, "after full promotion {h:?}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    f.cleanup().await
+}
