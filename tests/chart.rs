@@ -58,6 +58,7 @@ fn expected_rules(cluster: bool) -> Value {
         {"apiGroups": ["networking.istio.io"], "resources": ["virtualservices", "destinationrules"], "verbs": ["get", "patch"]},
         {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "create", "patch"]},
         {"apiGroups": ["split.smi-spec.io"], "resources": ["trafficsplits"], "verbs": ["get", "create", "patch"]},
+        {"apiGroups": ["traefik.io"], "resources": ["traefikservices"], "verbs": ["get", "patch"]},
         {"apiGroups": [""], "resources": ["services"], "verbs": ["list", "watch", "patch"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "update"]},
         {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},

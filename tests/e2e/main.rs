@@ -7,6 +7,7 @@ mod cli;
 mod compat;
 mod harness;
 mod ops;
+mod routers_more;
 mod routing;
 mod scenarios;
 mod traffic;
@@ -271,6 +272,10 @@ async fn main() {
         (
             "nginx_missing_ingress_is_reported",
             Box::pin(routing::nginx_missing_ingress_is_reported(c)),
+        ),
+        (
+            "traefik_canary_walk",
+            Box::pin(routers_more::traefik_canary_walk(c)),
         ),
     ];
     let selected: Vec<Scenario> = all

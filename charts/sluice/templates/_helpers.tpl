@@ -100,6 +100,9 @@ cluster-wide install and the Role of a namespaced one). Secrets are not here: se
 - apiGroups: ["split.smi-spec.io"]
   resources: ["trafficsplits"]
   verbs: ["get", "create", "patch"]
+- apiGroups: ["traefik.io"]
+  resources: ["traefikservices"]
+  verbs: ["get", "patch"]
 # Services a Rollout names: cached (metadata and selector only); their selector and
 # managed-by annotation are merge-patched.
 - apiGroups: [""]

@@ -8,6 +8,7 @@
 pub mod istio;
 pub mod nginx;
 pub mod smi;
+pub mod traefik;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ApiResource, DynamicObject};
@@ -178,6 +179,9 @@ pub fn routers_for(routing: &RolloutTrafficRouting) -> Vec<Box<dyn Router>> {
     }
     if routing.smi.is_some() {
         out.push(Box::new(smi::Smi));
+    }
+    if routing.traefik.is_some() {
+        out.push(Box::new(traefik::Traefik));
     }
     out
 }
