@@ -59,6 +59,7 @@ fn expected_rules(cluster: bool) -> Value {
         {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "create", "patch"]},
         {"apiGroups": ["split.smi-spec.io"], "resources": ["trafficsplits"], "verbs": ["get", "create", "patch"]},
         {"apiGroups": ["traefik.io"], "resources": ["traefikservices"], "verbs": ["get", "patch"]},
+        {"apiGroups": ["apisix.apache.org"], "resources": ["apisixroutes"], "verbs": ["get", "patch"]},
         {"apiGroups": [""], "resources": ["services"], "verbs": ["list", "watch", "patch"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "update"]},
         {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},

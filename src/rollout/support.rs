@@ -17,7 +17,7 @@ pub fn not_implemented(ro: &Rollout) -> Vec<String> {
     let base = "spec.strategy.canary";
     let routed = c.traffic_routing.as_ref().is_some_and(drives_routing);
     // Managed header and mirror routes are driven for Istio (Argo also has them for ALB and
-    // APISIX, not driven here yet).
+    // APISIX, whose weights alone are driven here).
     let istio = routed
         && c.traffic_routing
             .as_ref()
@@ -99,7 +99,7 @@ pub fn not_implemented(ro: &Rollout) -> Vec<String> {
 }
 
 /// The routers this version drives (`controller::routers`).
-pub const DRIVEN_ROUTERS: &[&str] = &["istio", "nginx", "smi", "traefik"];
+pub const DRIVEN_ROUTERS: &[&str] = &["istio", "nginx", "smi", "traefik", "apisix"];
 
 /// Does this version drive every router the block names (and at least one)? Only then is the
 /// canary traffic-routed; otherwise it runs as a basic canary and `NotImplemented` says why.

@@ -277,6 +277,10 @@ async fn main() {
             "traefik_canary_walk",
             Box::pin(routers_more::traefik_canary_walk(c)),
         ),
+        (
+            "apisix_canary_walk",
+            Box::pin(routers_more::apisix_canary_walk(c)),
+        ),
     ];
     let selected: Vec<Scenario> = all
         .into_iter()

@@ -188,3 +188,48 @@ pub async fn traefik_canary_walk(c: &Cluster) -> Result<()> {
     )
     .await
 }
+
+fn apisix_routes() -> ApiResource {
+    resource("apisix.apache.org", "v2", "ApisixRoute", "apisixroutes")
+}
+
+/// APISIX: the listed http rule's canary and stable backends follow every step (Argo's
+/// TestAPISIXCanaryStep over the seed); a rule not listed keeps its weights.
+pub async fn apisix_canary_walk(c: &Cluster) -> Result<()> {
+    let rule = |name: &str| {
+        json!({"name": name,
+            "match": {"paths": ["/*"], "methods": ["GET"], "hosts": ["frontend.example.com"]},
+            "backends": [
+                {"serviceName": "frontend-stable", "servicePort": 80, "weight": 100},
+                {"serviceName": "frontend-canary", "servicePort": 80, "weight": 0}]})
+    };
+    let ar = json!({
+        "apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute",
+        "metadata": {"name": "frontend-route"},
+        "spec": {"http": [rule("other"), rule("primary")]},
+    });
+    let f = given(c, "apisix-walk", &[(apisix_routes(), ar)]).await?;
+    let a = api(&f, &apisix_routes());
+    let read = || async {
+        let ar = a.get("frontend-route").await?;
+        let http = &ar.data["spec"]["http"];
+        ensure!(
+            http[0] == rule("other"),
+            "the unlisted rule changed: {http}"
+        );
+        ensure!(http[1]["name"] == "primary", "{http}");
+        let b = &http[1]["backends"];
+        ensure!(b[0]["serviceName"] == "frontend-stable", "{b}");
+        ensure!(b[1]["serviceName"] == "frontend-canary", "{b}");
+        let weight = |i: usize| b[i]["weight"].as_i64().unwrap_or(-1);
+        Ok(Some((weight(1), weight(0))))
+    };
+    walk(
+        f,
+        "        apisix:\n          route: {name: frontend-route, rules: [primary]}\n",
+        read,
+        Some((0, 100)),
+        Some((0, 100)),
+    )
+    .await
+}

@@ -103,6 +103,9 @@ cluster-wide install and the Role of a namespaced one). Secrets are not here: se
 - apiGroups: ["traefik.io"]
   resources: ["traefikservices"]
   verbs: ["get", "patch"]
+- apiGroups: ["apisix.apache.org"]
+  resources: ["apisixroutes"]
+  verbs: ["get", "patch"]
 # Services a Rollout names: cached (metadata and selector only); their selector and
 # managed-by annotation are merge-patched.
 - apiGroups: [""]

@@ -5,6 +5,7 @@
 //!
 //! Adding a router: a module here implementing [`Router`], and a line in [`routers_for`].
 
+pub mod apisix;
 pub mod istio;
 pub mod nginx;
 pub mod smi;
@@ -182,6 +183,9 @@ pub fn routers_for(routing: &RolloutTrafficRouting) -> Vec<Box<dyn Router>> {
     }
     if routing.traefik.is_some() {
         out.push(Box::new(traefik::Traefik));
+    }
+    if routing.apisix.is_some() {
+        out.push(Box::new(apisix::Apisix));
     }
     out
 }
