@@ -60,6 +60,7 @@ fn expected_rules(cluster: bool) -> Value {
         {"apiGroups": ["split.smi-spec.io"], "resources": ["trafficsplits"], "verbs": ["get", "create", "patch"]},
         {"apiGroups": ["traefik.io"], "resources": ["traefikservices"], "verbs": ["get", "patch"]},
         {"apiGroups": ["apisix.apache.org"], "resources": ["apisixroutes"], "verbs": ["get", "patch"]},
+        {"apiGroups": ["getambassador.io"], "resources": ["mappings"], "verbs": ["get", "create", "patch", "delete"]},
         {"apiGroups": [""], "resources": ["services"], "verbs": ["list", "watch", "patch"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "update"]},
         {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},

@@ -99,7 +99,7 @@ pub fn not_implemented(ro: &Rollout) -> Vec<String> {
 }
 
 /// The routers this version drives (`controller::routers`).
-pub const DRIVEN_ROUTERS: &[&str] = &["istio", "nginx", "smi", "traefik", "apisix"];
+pub const DRIVEN_ROUTERS: &[&str] = &["istio", "nginx", "smi", "traefik", "apisix", "ambassador"];
 
 /// Does this version drive every router the block names (and at least one)? Only then is the
 /// canary traffic-routed; otherwise it runs as a basic canary and `NotImplemented` says why.

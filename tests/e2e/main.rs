@@ -281,6 +281,10 @@ async fn main() {
             "apisix_canary_walk",
             Box::pin(routers_more::apisix_canary_walk(c)),
         ),
+        (
+            "ambassador_canary_walk",
+            Box::pin(routers_more::ambassador_canary_walk(c)),
+        ),
     ];
     let selected: Vec<Scenario> = all
         .into_iter()

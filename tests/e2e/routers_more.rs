@@ -233,3 +233,50 @@ pub async fn apisix_canary_walk(c: &Cluster) -> Result<()> {
     )
     .await
 }
+
+fn mappings() -> ApiResource {
+    resource("getambassador.io", "v2", "Mapping", "mappings")
+}
+
+/// Ambassador: no canary Mapping until the first step; then `frontend-mapping-canary`, a copy
+/// of the base onto the canary Service, whose weight follows every step (the stable's share is
+/// what is left, 100 - weight); after promotion it is zeroed and deleted. The base is never
+/// changed.
+pub async fn ambassador_canary_walk(c: &Cluster) -> Result<()> {
+    let base_spec =
+        json!({"prefix": "/frontend/", "rewrite": "/", "service": "frontend-stable:80"});
+    let base = json!({
+        "apiVersion": "getambassador.io/v2", "kind": "Mapping",
+        "metadata": {"name": "frontend-mapping"},
+        "spec": base_spec,
+    });
+    let f = given(c, "ambassador-walk", &[(mappings(), base)]).await?;
+    let a = api(&f, &mappings());
+    let read = || async {
+        let base = a.get("frontend-mapping").await?;
+        ensure!(
+            base.data["spec"] == base_spec,
+            "base changed: {:?}",
+            base.data
+        );
+        let Some(canary) = a.get_opt("frontend-mapping-canary").await? else {
+            return Ok(None);
+        };
+        let s = &canary.data["spec"];
+        ensure!(s["service"] == "frontend-canary:80", "canary service {s}");
+        ensure!(
+            s["prefix"] == "/frontend/" && s["rewrite"] == "/",
+            "canary copy {s}"
+        );
+        let w = s["weight"].as_i64().unwrap_or(-1);
+        Ok(Some((w, 100 - w)))
+    };
+    walk(
+        f,
+        "        ambassador:\n          mappings: [frontend-mapping]\n",
+        read,
+        None,
+        None,
+    )
+    .await
+}

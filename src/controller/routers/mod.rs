@@ -5,6 +5,7 @@
 //!
 //! Adding a router: a module here implementing [`Router`], and a line in [`routers_for`].
 
+pub mod ambassador;
 pub mod apisix;
 pub mod istio;
 pub mod nginx;
@@ -186,6 +187,9 @@ pub fn routers_for(routing: &RolloutTrafficRouting) -> Vec<Box<dyn Router>> {
     }
     if routing.apisix.is_some() {
         out.push(Box::new(apisix::Apisix));
+    }
+    if routing.ambassador.is_some() {
+        out.push(Box::new(ambassador::Ambassador));
     }
     out
 }
