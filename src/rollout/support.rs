@@ -17,7 +17,7 @@ pub fn not_implemented(ro: &Rollout) -> Vec<String> {
     let base = "spec.strategy.canary";
     let routed = c.traffic_routing.as_ref().is_some_and(drives_routing);
     // Managed header and mirror routes are driven for Istio (Argo also has them for ALB and
-    // APISIX, not driven here yet).
+    // APISIX, whose weights alone are driven here).
     let istio = routed
         && c.traffic_routing
             .as_ref()
@@ -104,6 +104,9 @@ pub const DRIVEN_ROUTERS: &[&str] = &[
     "nginx",
     "smi",
     "alb",
+    "traefik",
+    "apisix",
+    "ambassador",
     "plugins.argoproj-labs/gatewayAPI",
 ];
 

@@ -8,6 +8,7 @@ mod compat;
 mod gateway;
 mod harness;
 mod ops;
+mod routers_more;
 mod routing;
 mod scenarios;
 mod traffic;
@@ -305,6 +306,18 @@ async fn main() {
         (
             "nginx_missing_ingress_is_reported",
             Box::pin(routing::nginx_missing_ingress_is_reported(c)),
+        ),
+        (
+            "traefik_canary_walk",
+            Box::pin(routers_more::traefik_canary_walk(c)),
+        ),
+        (
+            "apisix_canary_walk",
+            Box::pin(routers_more::apisix_canary_walk(c)),
+        ),
+        (
+            "ambassador_canary_walk",
+            Box::pin(routers_more::ambassador_canary_walk(c)),
         ),
     ];
     let selected: Vec<Scenario> = all

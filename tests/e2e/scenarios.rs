@@ -566,7 +566,7 @@ pub async fn orphaned_replicaset_is_adopted(c: &Cluster) -> Result<()> {
     f.cleanup().await
 }
 
-/// No silent ignores: a Rollout naming an Istio VirtualService (which this version does not
+/// No silent ignores: a Rollout naming an App Mesh virtual service (which this version does not
 /// drive) gets the `NotImplemented` condition and a Warning event naming the field, and still
 /// runs as a basic canary.
 pub async fn not_implemented_is_reported(c: &Cluster) -> Result<()> {
@@ -576,10 +576,10 @@ pub async fn not_implemented_is_reported(c: &Cluster) -> Result<()> {
     let mut f = Fixture::new(c, "not-implemented").await?;
     let yaml = seed().replace(
         "    canary:\n",
-        "    canary:\n      canaryService: frontend-canary\n      stableService: frontend-stable\n      trafficRouting:\n        ambassador:\n          mappings: [frontend]\n",
+        "    canary:\n      canaryService: frontend-canary\n      stableService: frontend-stable\n      trafficRouting:\n        appMesh:\n          virtualService: {name: frontend}\n",
     );
     ensure!(
-        yaml.contains("ambassador"),
+        yaml.contains("appMesh"),
         "the seed's canary block was not found"
     );
     // Traffic routing needs both Services (Argo's validation); Sluice points them, not the router.
@@ -599,7 +599,7 @@ pub async fn not_implemented_is_reported(c: &Cluster) -> Result<()> {
         })
         .await?;
     let msg = v.condition_message("NotImplemented").unwrap_or_default();
-    let field = "spec.strategy.canary.trafficRouting.ambassador (traffic is not shifted";
+    let field = "spec.strategy.canary.trafficRouting.appMesh (traffic is not shifted";
     ensure!(msg.contains(field), "{field} missing from: {msg}");
     ensure!(!msg.contains("Service"), "Services are managed: {msg}");
     ensure!(v.phase() == "Healthy", "phase {}", v.phase());

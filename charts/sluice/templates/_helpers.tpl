@@ -100,6 +100,16 @@ cluster-wide install and the Role of a namespaced one). Secrets are not here: se
 - apiGroups: ["split.smi-spec.io"]
   resources: ["trafficsplits"]
   verbs: ["get", "create", "patch"]
+- apiGroups: ["traefik.io"]
+  resources: ["traefikservices"]
+  verbs: ["get", "patch"]
+- apiGroups: ["apisix.apache.org"]
+  resources: ["apisixroutes"]
+  verbs: ["get", "patch"]
+# The Ambassador router creates, patches and deletes the canary Mapping beside each base one.
+- apiGroups: ["getambassador.io"]
+  resources: ["mappings"]
+  verbs: ["get", "create", "patch", "delete"]
 # Services a Rollout names: cached (metadata and selector only); their selector and
 # managed-by annotation are merge-patched.
 - apiGroups: [""]

@@ -6,10 +6,13 @@
 //! Adding a router: a module here implementing [`Router`], and a line in [`routers_for`].
 
 pub mod alb;
+pub mod ambassador;
+pub mod apisix;
 pub mod gatewayapi;
 pub mod istio;
 pub mod nginx;
 pub mod smi;
+pub mod traefik;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ApiResource, DynamicObject};
@@ -190,6 +193,15 @@ pub fn routers_for(routing: &RolloutTrafficRouting) -> Vec<Box<dyn Router>> {
         .is_some_and(|p| p.contains_key(gatewayapi::PLUGIN_KEY))
     {
         out.push(Box::new(gatewayapi::GatewayApi));
+    }
+    if routing.traefik.is_some() {
+        out.push(Box::new(traefik::Traefik));
+    }
+    if routing.apisix.is_some() {
+        out.push(Box::new(apisix::Apisix));
+    }
+    if routing.ambassador.is_some() {
+        out.push(Box::new(ambassador::Ambassador));
     }
     out
 }
