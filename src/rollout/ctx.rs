@@ -117,6 +117,33 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Take the analysis stage's decisions into the plan (runs to create, stop and delete,
+    /// events) and the pause changes (an inconclusive run pauses, a failed one aborts), for
+    /// either strategy; the strategy records the current runs in its own status.
+    pub fn take_analysis(
+        &mut self,
+        out: &mut crate::rollout::analysis::AnalysisOutcome,
+    ) -> Result<(), String> {
+        if let Some(msg) = out.invalid.take() {
+            return Err(msg);
+        }
+        self.plan.create_runs = std::mem::take(&mut out.create);
+        self.plan.terminate_runs = std::mem::take(&mut out.terminate);
+        self.plan.delete_runs = std::mem::take(&mut out.delete);
+        self.plan.events.append(&mut out.events);
+        if out.pause_inconclusive {
+            self.pause
+                .add
+                .push(PAUSE_REASON_INCONCLUSIVE_ANALYSIS_RUN.into());
+        }
+        if let Some(msg) = out.abort.take()
+            && !self.aborted()
+        {
+            self.pause.add_abort = Some(msg);
+        }
+        Ok(())
+    }
+
     /// The shortest requeue asked for so far.
     pub fn requeue_after(&self) -> Option<Duration> {
         self.requeue.iter().min().copied()

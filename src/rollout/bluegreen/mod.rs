@@ -368,28 +368,11 @@ impl<'a> BlueGreen<'a> {
             cancel_all,
             new_rs: cx.rs.new_rs,
         });
-        if let Some(msg) = out.invalid {
-            return Err(msg);
-        }
-        let plan = &mut self.cx.plan;
-        plan.create_runs = out.create;
-        plan.terminate_runs = out.terminate;
-        plan.delete_runs = out.delete;
-        plan.events.extend(out.events);
+        let mut out = out;
+        self.cx.take_analysis(&mut out)?;
         let b = st.blue_green.get_or_insert_with(BlueGreenStatus::default);
         b.pre_promotion_analysis_run_status = out.pre;
         b.post_promotion_analysis_run_status = out.post;
-        if out.pause_inconclusive {
-            self.cx
-                .pause
-                .add
-                .push(PAUSE_REASON_INCONCLUSIVE_ANALYSIS_RUN.into());
-        }
-        if let Some(msg) = out.abort
-            && !self.cx.aborted()
-        {
-            self.cx.pause.add_abort = Some(msg);
-        }
         // `shouldFullPromote` reads the post-promotion run as the analysis stage left it.
         self.post_phase = out.post_phase;
         Ok(())

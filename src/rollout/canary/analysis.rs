@@ -3,7 +3,6 @@
 //! (Inconclusive) or abort (Failed, Error) the rollout.
 
 use super::Canary;
-use crate::api::consts::*;
 use crate::api::rollout::RolloutStatus;
 use crate::rollout::analysis::{AnalysisInputs, reconcile_analysis};
 
@@ -36,28 +35,11 @@ impl Canary<'_> {
             cancel_all,
             new_rs: self.cx.rs.new_rs,
         });
-        if let Some(msg) = out.invalid {
-            return Err(msg);
-        }
-        let plan = &mut self.cx.plan;
-        plan.create_runs = out.create;
-        plan.terminate_runs = out.terminate;
-        plan.delete_runs = out.delete;
-        plan.events.extend(out.events);
+        let mut out = out;
+        self.cx.take_analysis(&mut out)?;
         let canary = st.canary.get_or_insert_with(Default::default);
         canary.current_step_analysis_run_status = out.step;
         canary.current_background_analysis_run_status = out.background;
-        if out.pause_inconclusive {
-            self.cx
-                .pause
-                .add
-                .push(PAUSE_REASON_INCONCLUSIVE_ANALYSIS_RUN.into());
-        }
-        if let Some(msg) = out.abort
-            && !self.cx.aborted()
-        {
-            self.cx.pause.add_abort = Some(msg);
-        }
         self.step_analysis_successful = out.step_successful;
         Ok(())
     }
