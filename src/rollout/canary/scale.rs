@@ -209,31 +209,12 @@ impl Canary<'_> {
         let mut older: Vec<&ReplicaSet> = self.cx.rs.others.clone();
         older.sort_by_key(|rs| std::cmp::Reverse(rs.revision().unwrap_or(0)));
         let promoted = is_fully_promoted(&self.cx.prev);
-        let dynamic = self
-            .cx
-            .ro
-            .spec
-            .strategy
-            .canary
-            .as_ref()
-            .and_then(|c| c.dynamic_stable_scale)
-            .unwrap_or(false);
-        let delay = self
-            .cx
-            .ro
-            .spec
-            .strategy
-            .canary
-            .as_ref()
+        let c = self.cx.ro.spec.strategy.canary.as_ref();
+        let dynamic = c.and_then(|c| c.dynamic_stable_scale).unwrap_or(false);
+        let delay = c
             .and_then(|c| c.scale_down_delay_seconds)
             .unwrap_or(DEFAULT_SCALE_DOWN_DELAY_SECONDS);
-        let limit = self
-            .cx
-            .ro
-            .spec
-            .strategy
-            .canary
-            .as_ref()
+        let limit = c
             .and_then(|c| c.scale_down_delay_revision_limit)
             .unwrap_or(i32::MAX);
         let mut annotated = 0;
