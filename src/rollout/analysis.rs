@@ -600,6 +600,24 @@ impl<'a, 'b> Ctx<'a, 'b> {
         !saturated
     }
 
+    /// Every run that is not current is stopped, and the history limits are kept among them.
+    fn retire_others(&mut self, current: &[&Option<AnalysisRun>]) {
+        let names: Vec<&String> = current
+            .iter()
+            .filter_map(|r| r.as_ref()?.metadata.name.as_ref())
+            .collect();
+        let others: Vec<&'a AnalysisRun> = self
+            .i
+            .runs
+            .iter()
+            .filter(|r| r.metadata.name.as_ref().is_none_or(|n| !names.contains(&n)))
+            .collect();
+        for r in &others {
+            self.cancel(r);
+        }
+        self.history(&others);
+    }
+
     fn event_for(
         &mut self,
         prev: Option<&RolloutAnalysisRunStatus>,
@@ -696,25 +714,7 @@ fn reconcile_blue_green(mut c: Ctx) -> AnalysisOutcome {
         let post = c.promotion_run(false);
         (pre, post)
     };
-    let current_names: Vec<String> = [&pre, &post]
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r.metadata.name.clone())
-        .collect();
-    let others: Vec<&AnalysisRun> = i
-        .runs
-        .iter()
-        .filter(|r| {
-            r.metadata
-                .name
-                .as_ref()
-                .is_none_or(|n| !current_names.contains(n))
-        })
-        .collect();
-    for r in &others {
-        c.cancel(r);
-    }
-    c.history(&others);
+    c.retire_others(&[&pre, &post]);
     c.event_for(
         b.post_promotion_analysis_run_status.as_ref(),
         post.as_ref(),
@@ -754,25 +754,7 @@ pub fn reconcile_analysis(i: &AnalysisInputs) -> AnalysisOutcome {
     } else {
         (c.step_run(), c.background_run())
     };
-    let current_names: Vec<String> = [&step, &background]
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r.metadata.name.clone())
-        .collect();
-    let others: Vec<&AnalysisRun> = i
-        .runs
-        .iter()
-        .filter(|r| {
-            r.metadata
-                .name
-                .as_ref()
-                .is_none_or(|n| !current_names.contains(n))
-        })
-        .collect();
-    for r in &others {
-        c.cancel(r);
-    }
-    c.history(&others);
+    c.retire_others(&[&step, &background]);
     c.event_for(
         prev_canary.current_step_analysis_run_status.as_ref(),
         step.as_ref(),
